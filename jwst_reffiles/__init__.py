@@ -1,0 +1,3 @@
+"""JWST reference-file generation."""
+
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,149 @@
+"""The ``mkrefs`` command (also installed as ``mkrefs.py``).
+
+Forms::
+
+    mkrefs.py -vvv --cfgfile main.cfg reflabels files...   make reference files
+    mkrefs simulate [options]                               simulate input data
+
+Heavy imports (jwst, stdatamodels) happen inside the sub-commands, so that
+``mkrefs --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("jwst_reffiles")
+
+
+def setup_logging(verbosity: int) -> None:
+    """-v: INFO, -vv: DEBUG for jwst_reffiles, -vvv: DEBUG everywhere."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=logging.DEBUG if verbosity >= 3 else logging.WARNING,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", force=True)
+    logging.getLogger("jwst_reffiles").setLevel(level)
+
+
+# --------------------------------------------------------------------------
+# mkrefs simulate
+# --------------------------------------------------------------------------
+
+DEMO = dict(detector="NRCA1", subarray="SUB160", readpatt="RAPID", ngroups=10, nints=2,
+            ndarks=4, nflats=4, flat_flux=[1000.0, 3000.0], start="2026-01-01T00:00:00",
+            cadence_days=0.5, style="ground", seed=2026)
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def simulate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mkrefs simulate",
+        description="Simulate JWST Level-1b dark and flat exposures with known truth, "
+                    "and the truth reference files that stand in for CRDS.")
+    p.add_argument("-o", "--outdir", type=Path, help="output directory (required unless --demo)")
+    p.add_argument("--demo", action="store_true",
+                   help="the demo data set: NIRCam NRCA1 SUB160, 4 darks and 4 flats over "
+                        "2 days (the options below override it)")
+    p.add_argument("--detector", help="DETECTOR, e.g. NRCA1, NRCBLONG, MIRIMAGE (default NRCA1)")
+    p.add_argument("--subarray", help="SUBARRAY: FULL, SUB640, SUB320, SUB160, SUB64P "
+                                      "(NIRCam); FULL (MIRI). Default SUB160 (NIRCam), FULL (MIRI)")
+    p.add_argument("--readpatt", help="READPATT, e.g. RAPID, BRIGHT2, DEEP8; FAST (MIRI)")
+    p.add_argument("--ngroups", type=int, help="groups per integration (default 10)")
+    p.add_argument("--nints", type=int, help="integrations per exposure (default 2)")
+    p.add_argument("--ndarks", type=int, help="number of dark exposures (default 4)")
+    p.add_argument("--nflats", type=int, help="number of flat exposures (default 4)")
+    p.add_argument("--flat-flux", type=_float_list,
+                   help="flat illumination(s) in e-/s per pixel, comma-separated, cycled "
+                        "over the flats (default 2000)")
+    p.add_argument("--start", help="ISO date-time of the first exposure")
+    p.add_argument("--cadence-days", type=float,
+                   help="days between exposures of one kind (default 0.5)")
+    p.add_argument("--style", choices=["ground", "flight"],
+                   help="file names: ground-test (DARK/LIN in the name) or flight (jw...)")
+    p.add_argument("--flat-label", choices=["LIN", "GAIN"], help="flat word in ground names")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--no-cosmic-rays", action="store_true", help="inject no cosmic rays")
+    p.add_argument("--no-reffiles", action="store_true",
+                   help="do not write the truth reference files")
+    p.add_argument("-v", "--verbose", action="count", default=1,
+                   help="more output (-v is the default; -vv debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    return p
+
+
+def run_simulate(argv: list[str]) -> int:
+    args = simulate_parser().parse_args(argv)
+    setup_logging(0 if args.quiet else args.verbose)
+    opts = dict(DEMO) if args.demo else {}
+    for name in ("detector", "subarray", "readpatt", "ngroups", "nints", "ndarks", "nflats",
+                 "flat_flux", "start", "cadence_days", "style", "flat_label", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            opts[name] = value
+    if args.outdir is None:
+        if not args.demo:
+            simulate_parser().error("--outdir is required (or use --demo)")
+        args.outdir = Path("demo_output")
+    if "detector" in opts and opts["detector"].upper().startswith("MIRI"):
+        opts.setdefault("subarray", "FULL")
+        opts.setdefault("readpatt", "FAST")
+    opts["cosmic_rays"] = not args.no_cosmic_rays
+    opts["write_reffiles"] = not args.no_reffiles
+
+    from .simulate import simulate_dataset, summarize
+    t0 = time.perf_counter()
+    try:
+        ds = simulate_dataset(args.outdir, **opts)
+    except (ValueError, OSError) as exc:
+        print(f"mkrefs simulate: error: {exc}", file=sys.stderr)
+        return 2
+    print(summarize(ds, elapsed=time.perf_counter() - t0))
+    return 0
+
+
+# --------------------------------------------------------------------------
+# mkrefs (reference files)
+# --------------------------------------------------------------------------
+
+def main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mkrefs.py",
+        description="Make JWST calibration reference files from raw dark and flat exposures.",
+        epilog="Sub-command: 'mkrefs simulate --help' simulates input data with known truth.")
+    p.add_argument("--version", action="version", version=f"jwst_reffiles {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="verbosity; more v's give more detail (-vvv)")
+    p.add_argument("--cfgfile", type=Path, help="main configuration file (YAML)")
+    p.add_argument("reflabels", help="comma-separated reference labels (or reference types)")
+    p.add_argument("inputfiles", nargs="*", help="input files, globs or directories")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "simulate":
+        return run_simulate(argv[1:])
+    args = main_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    print("mkrefs: making reference files is not available in this development version "
+          "yet; 'mkrefs simulate' is.", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
