@@ -398,9 +398,10 @@ def write_truth_reffiles(truth: DetectorTruth, outdir: Path,
         dark.meta.exposure.nframes = 1
         dark.meta.exposure.groupgap = 0
         dark.meta.exposure.ngroups = nframes_total
-        dark.meta.exposure.nints = 2 if geom.instrument == "MIRI" else 1
-        dark.meta.exposure.frame_time = tframe
-        dark.meta.exposure.group_time = tframe
+        dark.meta.exposure.noutputs = subarray.noutputs
+        # the dark schema has no frame time; the dark is only valid for this one
+        dark.extra_fits = {"PRIMARY": {"header": [
+            ["TFRAME", float(tframe), "[s] frame time the dark was made for"]]}}
         # e-/s, used by the pipeline for the dark's Poisson variance.  jwst 3.0
         # applies a 2-D map only when the input ramp already carries one (a
         # Level-1b file never does), so the scalar is what takes effect.

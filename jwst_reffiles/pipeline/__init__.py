@@ -1,0 +1,1 @@
+"""Running the jwst calibration pipeline on the inputs, offline."""

@@ -1,0 +1,74 @@
+"""What running jwst's calwebb_detector1 with no CRDS server takes.
+
+Even with every reference file overridden, each step records the CRDS context
+it used, which reads ``$CRDS_PATH/config/jwst/server_config``.  This module
+makes a private CRDS cache holding only that file and sets the environment the
+pipeline process needs (local mode, a server URL that refuses at once, no
+parameter reference files from CRDS).  A user's real CRDS cache is never
+touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+__all__ = ["OFFLINE_CONTEXT", "make_offline_crds_cache", "offline_environment",
+           "offline_crds"]
+
+#: Name recorded as CRDS_CTX in the products of an offline run.
+OFFLINE_CONTEXT = "jwst_offline.pmap"
+
+
+def make_offline_crds_cache(path) -> Path:
+    """Create (if needed) a CRDS cache directory with just a server_config."""
+    path = Path(path)
+    cfg = path / "config" / "jwst" / "server_config"
+    if not cfg.exists():
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        text = repr({
+            "observatory": "jwst", "operational_context": OFFLINE_CONTEXT,
+            "edit_context": OFFLINE_CONTEXT, "force_remote_mode": False,
+            "bad_files": "", "bad_files_list": [], "crds_version": {"str": "14.0.3"},
+            "download_metadata": {}, "last_synced": "2026-01-01 00:00:00",
+        })
+        tmp = cfg.with_name(f".server_config.{os.getpid()}.tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, cfg)
+    return path
+
+
+def _refusing_url() -> str:
+    """An http URL on a loopback port where nothing listens (connections refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"https://127.0.0.1:{port}"
+
+
+def offline_environment(cache_dir) -> dict[str, str]:
+    """Environment variables for a pipeline process that must not reach CRDS."""
+    return {
+        "CRDS_PATH": str(make_offline_crds_cache(cache_dir)),
+        "CRDS_MODE": "local",
+        "CRDS_SERVER_URL": _refusing_url(),
+        "STPIPE_DISABLE_CRDS_STEPPARS": "True",
+    }
+
+
+@contextlib.contextmanager
+def offline_crds(cache_dir):
+    """Set the offline environment in this process for the duration of a block."""
+    env = offline_environment(cache_dir)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
