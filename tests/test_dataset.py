@@ -189,3 +189,28 @@ def test_bad_arguments_are_named(tmp_path, bad, word):
     kw = dict(subarray="SUB64P", ngroups=2, nints=1, ndarks=1, nflats=1, write_reffiles=False)
     with pytest.raises(ValueError, match=word):
         simulate_dataset(tmp_path, **{**kw, **bad})
+
+
+def test_full_frame_nircam_exposure(tmp_path):
+    """Full frame: 2048x2048, four outputs each with its own drift."""
+    from jwst_reffiles.simulate import ExposureSpec, make_truth, simulate_exposure
+    truth = make_truth("NRCA1", seed=2)
+    spec = ExposureSpec("NRCA1", "FULL", "RAPID", ngroups=2, nints=1, kind="dark", flux=0.0,
+                        start="2026-05-05T05:05:05")
+    row = simulate_exposure(truth, spec, tmp_path, seed=2)
+    path = tmp_path / row["filename"]
+    with dm.Level1bModel(str(path)) as m:
+        m.validate()
+        assert m.data.shape == (1, 2, 2048, 2048)
+        assert (m.meta.exposure.noutputs, m.meta.exposure.frame_time) == (4, pytest.approx(10.73676))
+        resid = m.data[0].astype(float) - truth.bias
+    with fits.open(tmp_path / row["truth_file"]) as hdul:
+        drift = hdul["DRIFT"].data                   # (1, 2, 4, 2)
+    assert drift.shape == (1, 2, 4, 2)
+    # each output's bottom reference rows follow that output's drift
+    for amp in range(4):
+        cols = np.arange(amp * 512, (amp + 1) * 512)
+        for p in (0, 1):
+            c = cols[cols % 2 == p]
+            measured = resid[:, :4, c].mean(axis=(1, 2))
+            np.testing.assert_allclose(measured, drift[0, :, amp, p], atol=1.0)
