@@ -120,7 +120,35 @@ def run_simulate(argv: list[str]) -> int:
 # mkrefs (reference files)
 # --------------------------------------------------------------------------
 
-def main_parser() -> argparse.ArgumentParser:
+def _module_parameters(cfgfile) -> dict[str, list[str]]:
+    """Parameter name -> module sections that have it, from the configuration.
+
+    Used to offer every plug-in parameter as a command-line option.  A
+    configuration that does not load gives none here; loading it for real
+    reports its problems.
+    """
+    from .config import ConfigError, load_config
+    try:
+        cfg = load_config(cfgfile, expand_paths=False)
+    except (ConfigError, OSError):
+        return {}
+    params: dict[str, list[str]] = {}
+    for section in cfg.module_sections:
+        for name in cfg.module_parameters(section):
+            params.setdefault(name, []).append(section)
+    return params
+
+
+def _pre_cfgfile(argv: list[str]):
+    for i, a in enumerate(argv):
+        if a == "--cfgfile" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--cfgfile="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mkrefs.py",
         description="Make JWST calibration reference files from raw dark and flat exposures.",
@@ -128,9 +156,33 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"jwst_reffiles {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="verbosity; more v's give more detail (-vvv)")
-    p.add_argument("--cfgfile", type=Path, help="main configuration file (YAML)")
-    p.add_argument("reflabels", help="comma-separated reference labels (or reference types)")
-    p.add_argument("inputfiles", nargs="*", help="input files, globs or directories")
+    p.add_argument("--cfgfile", type=Path,
+                   help="main configuration file (YAML), merged over the defaults")
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="override a configuration value: a top-level key or section.key")
+    p.add_argument("--pp", nargs=3, action="append", default=[],
+                   metavar=("SECTION", "KEY", "VALUE"),
+                   help="override a key of one configuration section")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the inputs, the groups of every reflabel and the planned outputs; "
+                        "write only the tables")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the default configuration (with comments) and exit")
+    p.add_argument("reflabels", nargs="?",
+                   help="comma-separated reflabels, or reference types (through default_reflabels)")
+    p.add_argument("inputfiles", nargs="*",
+                   help="input files, globs, directories, or @file (a list of paths)")
+    taken = {a for action in p._actions for a in action.option_strings}
+    if module_params:
+        group = p.add_argument_group(
+            "module parameters", "override a parameter of the requested modules that have it "
+                                 "(use --pp for a name that clashes with an option above)")
+        for name, sections in sorted(module_params.items()):
+            flag = f"--{name}"
+            if flag in taken:
+                continue
+            group.add_argument(flag, dest=f"modparam_{name}", metavar="VALUE",
+                               help=f"parameter of {', '.join(sections)}")
     return p
 
 
@@ -138,10 +190,52 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "simulate":
         return run_simulate(argv[1:])
-    args = main_parser().parse_args(argv)
+    if "--print-config" in argv:
+        from .config import default_config_text
+        print(default_config_text(), end="")
+        return 0
+    if any(a in ("-h", "--help") for a in argv):
+        cfgfile = _pre_cfgfile(argv)
+        main_parser(_module_parameters(cfgfile) if cfgfile else None).parse_args(argv)
+    module_params = _module_parameters(_pre_cfgfile(argv))
+    parser = main_parser(module_params)
+    args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    print("mkrefs: making reference files is not available in this development version "
-          "yet; 'mkrefs simulate' is.", file=sys.stderr)
+    if not args.reflabels:
+        parser.error("give the reflabels (or reference types) to make, then the input files")
+
+    from .config import ConfigError, load_config
+    from .inputs import InputError
+    from .stage1 import format_plan, organise_inputs
+    try:
+        requested = None
+        pp = [tuple(x) for x in args.pp]
+        given = {k[len("modparam_"):]: v for k, v in vars(args).items()
+                 if k.startswith("modparam_") and v is not None}
+        if given:
+            # plug-in parameters apply to the requested modules that have them
+            base = load_config(args.cfgfile, params=[tuple(x) for x in args.p],
+                               section_params=pp, expand_paths=False)
+            requested = base.resolve_reflabels(args.reflabels)
+            for name, value in given.items():
+                targets = [s for s in requested if name in base.module_parameters(s)]
+                if not targets:
+                    raise ConfigError([f"command line --{name}: none of the requested modules "
+                                       f"({', '.join(requested)}) has a parameter '{name}'"])
+                pp += [(s, name, value) for s in targets]
+        cfg = load_config(args.cfgfile, params=[tuple(x) for x in args.p], section_params=pp)
+        if not args.inputfiles:
+            raise InputError(["no input files given"])
+        s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=True)
+    except (ConfigError, InputError, FileNotFoundError) as exc:
+        print(f"mkrefs: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_plan(s1))
+    print(f"\nTables: {s1.layout.inputs_table}, {s1.layout.groups_table}")
+    if args.dry_run:
+        return 0
+    print("mkrefs: making the reference files (stages 2 and 3) is not available in this "
+          "development version yet; stage 1 (inputs and groups) is done.", file=sys.stderr)
     return 2
 
 

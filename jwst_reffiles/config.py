@@ -1,0 +1,645 @@
+"""The main configuration: load, merge over the defaults, validate, override.
+
+The format is the spec's YAML (see ``jwst_reffiles/data/mkrefs_default.yaml``,
+printed by ``mkrefs --print-config``).  A user's file is merged over the
+defaults section by section.  Everything is checked at load time and every
+problem found is reported at once, each line naming the key and the file (or
+command-line option) it came from.
+
+Command-line overrides:
+
+* ``-p key value``: a top-level key or a dotted path (``output.runID``,
+  ``DD.max_Delta_MJD``, ``rdnoise_nircam.boxsize``);
+* ``--pp section key value``: a key of one section;
+* plug-in parameters (``--boxsize 64``) are turned into ``--pp`` overrides by
+  the command line for every requested module that has the parameter.
+
+Values given as text are converted to the type the configuration has for the
+key (bool, int, float, list, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .pipeline.steps import SsbStepsError, parse_ssbsteps
+
+__all__ = ["ConfigError", "Config", "load_config", "default_config_text", "IMTYPES",
+           "normalize_imtypes", "expand_env"]
+
+DEFAULTS_NAME = "default configuration"
+
+#: Image types and the aliases the predecessor accepted.
+IMTYPES = ("D", "F", "DD", "FF", "DDFF", "D+", "F+", "D+F+")
+_IMTYPE_ALIASES = {"FFDD": "DDFF", "F+D+": "D+F+", "DF+": "D+F+", "FD+": "D+F+"}
+
+#: Keys of a module section that every module has.
+MODULE_KEYS = ("reftype", "imtypes", "ssbsteps")
+
+#: Instruments (INSTRUME values) the configuration accepts.
+INSTRUMENTS = ("NIRCAM", "NIRSPEC", "NIRISS", "MIRI", "FGS")
+
+
+class ConfigError(ValueError):
+    """One or more problems in the configuration; ``problems`` lists them."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        head = "invalid configuration" if len(problems) != 1 else "invalid configuration:"
+        if len(problems) == 1:
+            super().__init__(f"{head} {problems[0]}")
+        else:
+            super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# --------------------------------------------------------------------------
+# value types
+# --------------------------------------------------------------------------
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"", "none", "null", "~"}
+
+
+class _Type:
+    """A value type: ``check`` validates/normalises a loaded value, ``parse`` text."""
+
+    name = "value"
+    nullable = False
+
+    def check(self, value):
+        if value is None:
+            if self.nullable:
+                return None
+            raise TypeError(f"expected {self.name}, got nothing")
+        return self._check(value)
+
+    def _check(self, value):
+        return value
+
+    def parse(self, text: str):
+        if self.nullable and text.strip().lower() in _NONE:
+            return None
+        return self.check(self._parse(text))
+
+    def _parse(self, text):
+        return text
+
+
+class Str(_Type):
+    def __init__(self, nullable=False, choices=None, regex=False):
+        self.nullable, self.choices, self.regex = nullable, choices, regex
+        self.name = "a string" + (f" (one of {', '.join(choices)})" if choices else "")
+
+    def _check(self, value):
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise TypeError(f"expected {self.name}, got {value!r}")
+        value = str(value)
+        if self.choices and value.upper() not in [c.upper() for c in self.choices]:
+            raise TypeError(f"expected one of {', '.join(self.choices)}, got {value!r}")
+        if self.regex:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise TypeError(f"not a valid regular expression ({exc}): {value!r}")
+        return value
+
+
+class Int(_Type):
+    name = "an integer"
+
+    def __init__(self, nullable=False, minimum=None):
+        self.nullable, self.minimum = nullable, minimum
+
+    def _check(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise TypeError(f"must be >= {self.minimum}, got {value}")
+        return value
+
+    def _parse(self, text):
+        try:
+            return int(text)
+        except ValueError:
+            raise TypeError(f"expected an integer, got {text!r}") from None
+
+
+class Float(_Type):
+    name = "a number"
+
+    def __init__(self, nullable=False, minimum=None):
+        self.nullable, self.minimum = nullable, minimum
+
+    def _check(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        value = float(value)
+        if self.minimum is not None and value < self.minimum:
+            raise TypeError(f"must be >= {self.minimum}, got {value}")
+        return value
+
+    def _parse(self, text):
+        try:
+            return float(text)
+        except ValueError:
+            raise TypeError(f"expected a number, got {text!r}") from None
+
+
+class Bool(_Type):
+    name = "True or False"
+
+    def _check(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"expected True or False, got {value!r}")
+        return value
+
+    def _parse(self, text):
+        t = text.strip().lower()
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        raise TypeError(f"expected True or False, got {text!r}")
+
+
+class StrList(_Type):
+    """A list of strings; a comma-separated string is accepted, nothing means []."""
+
+    name = "a list of strings"
+
+    def check(self, value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list of strings, got {value!r}")
+        bad = [v for v in value if isinstance(v, (dict, list, bool)) or v is None]
+        if bad:
+            raise TypeError(f"expected a list of strings, got items {bad!r}")
+        return [str(v) for v in value]
+
+    def parse(self, text):
+        return self.check(text)
+
+
+class RunID(_Type):
+    """A run number, AUTO, or nothing (no run directory)."""
+
+    name = "an integer >= 0, AUTO or nothing"
+    nullable = True
+
+    def _check(self, value):
+        if isinstance(value, str) and value.strip().upper() == "AUTO":
+            return "AUTO"
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"expected {self.name}, got {value!r}")
+        return value
+
+
+class StrMap(_Type):
+    """A mapping of free keys to strings (reffile4ssb, validation, default_reflabels)."""
+
+    name = "a mapping of names to strings"
+
+    def check(self, value):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise TypeError(f"expected {self.name}, got {value!r}")
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) or v is None:
+                raise TypeError(f"entry {k!r}: expected a string, got {v!r}")
+            out[str(k)] = str(v)
+        return out
+
+
+#: The sections and keys of the configuration (module sections excepted).
+SCHEMA: dict[str, Any] = {
+    "instrument": Str(choices=INSTRUMENTS),
+    "reflabels": StrList(),
+    "reftypes": StrList(),
+    "default_reflabels": StrMap(),
+    "inputfiles": {
+        "dark_pattern": Str(nullable=True, regex=True),
+        "flat_pattern": Str(nullable=True, regex=True),
+        "exptype_dark": StrList(),
+        "exptype_flat": StrList(),
+        "basenamepattern": Str(nullable=True, regex=True),
+        "dateobs_fitskey": Str(nullable=True),
+        "timeobs_fitskey": Str(nullable=True),
+        "mjdobs_fitskey": Str(nullable=True),
+        "requiredfitskeys": StrList(),
+        "optionalfitskeys": StrList(),
+    },
+    "DD": {"max_Delta_MJD": Float(nullable=True, minimum=0)},
+    "FF": {"max_Delta_MJD": Float(nullable=True, minimum=0)},
+    "DDFF": {"max_Delta_MJD": Float(nullable=True, minimum=0)},
+    "grouping": {"group_by": StrList()},
+    "output": {
+        "outrootdir": Str(),
+        "outsubdir": Str(nullable=True),
+        "runID": RunID(),
+        "runIDNdigits": Int(minimum=1),
+        "addsuffix": Str(nullable=True),
+        "ssbdir": Str(nullable=True),
+        "skip_runID_ssbdir": Bool(),
+        "ssblogFlag": Bool(),
+        "ssberrorlogFlag": Bool(),
+        "pipeline_prod_search_dir": StrList(),
+    },
+    "batch": {
+        "batch_enabled": Bool(),
+        "batchmode": Str(choices=("Condor", "HTCondor", "SLURM", "PBS", "LSF", "SGE")),
+    },
+    "reffile4ssb": StrMap(),
+    "validation": StrMap(),
+}
+
+#: Keys whose values are paths: $VARIABLES and ~ are expanded.
+PATH_KEYS = [("output", "outrootdir"), ("output", "ssbdir"),
+             ("output", "pipeline_prod_search_dir")]
+
+
+def normalize_imtypes(value) -> str:
+    """Canonical image type (``FFDD`` -> ``DDFF``...); ValueError if unknown."""
+    key = str(value).strip().upper().replace(" ", "")
+    key = _IMTYPE_ALIASES.get(key, key)
+    if key not in IMTYPES:
+        raise ValueError(f"unknown imtypes {value!r}; known: {', '.join(IMTYPES)} "
+                         f"(aliases: {', '.join(_IMTYPE_ALIASES)})")
+    return key
+
+
+_ENV = re.compile(r"\$(\w+)|\$\{([^}]+)\}")
+
+
+def expand_env(text: str, environ=None) -> str:
+    """Expand $VAR / ${VAR} and a leading ~; KeyError(VAR) for an unset variable."""
+    environ = os.environ if environ is None else environ
+
+    def sub(m):
+        name = m.group(1) or m.group(2)
+        if name not in environ:
+            raise KeyError(name)
+        return environ[name]
+
+    return os.path.expanduser(_ENV.sub(sub, text))
+
+
+def default_config_text() -> str:
+    """The shipped default configuration file (with its comments)."""
+    return resources.files("jwst_reffiles").joinpath("data/mkrefs_default.yaml").read_text()
+
+
+# --------------------------------------------------------------------------
+# the configuration object
+# --------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    """A validated configuration.
+
+    ``data`` is the merged nested dict; ``origin`` maps (section, key) or
+    (key,) to where the value came from (a file name, the defaults, or a
+    command-line option).
+    """
+
+    data: dict
+    cfgfile: Path | None = None
+    origin: dict = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    @property
+    def module_sections(self) -> list[str]:
+        return [k for k in self.data if k not in SCHEMA]
+
+    def module(self, reflabel: str) -> dict:
+        """The section of one reflabel (reftype, imtypes, ssbsteps, parameters)."""
+        if reflabel not in self.data or reflabel in SCHEMA:
+            raise ConfigError([f"no section for reflabel {reflabel!r} in "
+                               f"{self.cfgfile or DEFAULTS_NAME}"])
+        return self.data[reflabel]
+
+    def module_parameters(self, reflabel: str) -> dict:
+        """A module's own parameters: its section without reftype/imtypes/ssbsteps/reffile4ssb."""
+        return {k: v for k, v in self.module(reflabel).items()
+                if k not in MODULE_KEYS and k != "reffile4ssb"}
+
+    def max_delta_mjd(self, imtypes: str) -> float | None:
+        section = self.data.get(normalize_imtypes(imtypes))
+        return None if not section else section.get("max_Delta_MJD")
+
+    def resolve_reflabels(self, text) -> list[str]:
+        """Reflabels from a comma list of reflabels or reference types.
+
+        A reference type is resolved through default_reflabels.  Unknown names
+        raise ConfigError naming the known reflabels and reftypes.
+        """
+        names = text if isinstance(text, (list, tuple)) else str(text).split(",")
+        out, bad = [], []
+        for name in (n.strip() for n in names if n.strip()):
+            if name in self.data["reflabels"]:
+                label = name
+            elif name in self.data["default_reflabels"]:
+                label = self.data["default_reflabels"][name]
+            else:
+                bad.append(name)
+                continue
+            if label not in out:
+                out.append(label)
+        if bad:
+            raise ConfigError([
+                f"unknown reflabel or reftype {', '.join(map(repr, bad))}: reflabels are "
+                f"{', '.join(self.data['reflabels'])}; reftypes with a default reflabel are "
+                f"{', '.join(self.data['default_reflabels']) or 'none'} "
+                f"(configuration: {self.cfgfile or DEFAULTS_NAME})"])
+        if not out:
+            raise ConfigError(["no reflabel given"])
+        return out
+
+    def dump(self) -> str:
+        return yaml.safe_dump(self.data, sort_keys=False)
+
+
+def _check_section(name, schema, values, source, problems, origin):
+    """Validate one loaded section against its schema; return the normalised dict."""
+    if not isinstance(values, dict):
+        problems.append(f"{source}: section '{name}' must be a mapping, got {values!r}")
+        return {}
+    out = {}
+    for key, value in values.items():
+        if key not in schema:
+            problems.append(f"{source}: unknown key '{name}.{key}' (known keys of '{name}': "
+                            f"{', '.join(schema)})")
+            continue
+        try:
+            out[key] = schema[key].check(value)
+            origin[(name, key)] = source
+        except TypeError as exc:
+            problems.append(f"{source}: key '{name}.{key}': {exc}")
+    return out
+
+
+def _check_module(name, values, source, problems, origin, complete):
+    """Validate a module section; ``complete`` requires reftype/imtypes/ssbsteps."""
+    out = dict(values)
+    if complete:
+        missing = [k for k in MODULE_KEYS if k not in values]
+        if missing:
+            problems.append(f"{source}: module section '{name}' lacks {', '.join(missing)}")
+    if "reftype" in values:
+        try:
+            out["reftype"] = Str().check(values["reftype"])
+        except TypeError as exc:
+            problems.append(f"{source}: key '{name}.reftype': {exc}")
+    if "imtypes" in values:
+        try:
+            out["imtypes"] = normalize_imtypes(values["imtypes"])
+        except ValueError as exc:
+            problems.append(f"{source}: key '{name}.imtypes': {exc}")
+    if "ssbsteps" in values:
+        try:
+            parse_ssbsteps(values["ssbsteps"])
+        except SsbStepsError as exc:
+            problems.append(f"{source}: key '{name}.ssbsteps': {exc}")
+    if "reffile4ssb" in values:
+        try:
+            out["reffile4ssb"] = StrMap().check(values["reffile4ssb"])
+        except TypeError as exc:
+            problems.append(f"{source}: key '{name}.reffile4ssb': {exc}")
+    for key in out:
+        origin[(name, key)] = source
+    return out
+
+
+def _validate_document(doc, source, problems, origin, complete_modules=True) -> dict:
+    """Validate a whole loaded YAML document (defaults or a user's file)."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        problems.append(f"{source}: the configuration must be a mapping of sections, "
+                        f"got {type(doc).__name__}")
+        return {}
+    out = {}
+    for key, value in doc.items():
+        key = str(key)
+        spec = SCHEMA.get(key)
+        if isinstance(spec, dict):
+            out[key] = _check_section(key, spec, value or {}, source, problems, origin)
+        elif spec is not None:
+            try:
+                out[key] = spec.check(value)
+                origin[(key,)] = source
+            except TypeError as exc:
+                problems.append(f"{source}: key '{key}': {exc}")
+        elif isinstance(value, dict):
+            out[key] = _check_module(key, value, source, problems, origin,
+                                     complete=complete_modules and "reftype" in value)
+        else:
+            problems.append(
+                f"{source}: unknown key '{key}' (not a configuration section, and not a "
+                f"module section, which would be a mapping with reftype, imtypes and ssbsteps)")
+    return out
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in (
+                "reffile4ssb", "validation", "default_reflabels"):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _convert_like(current, text: str, where: str):
+    """Convert command-line text to the type of a module parameter's current value."""
+    if not isinstance(text, str):
+        return text
+    try:
+        if isinstance(current, bool):
+            return Bool().parse(text)
+        if isinstance(current, int):
+            try:
+                return Int().parse(text)
+            except TypeError:
+                return Float().parse(text)
+        if isinstance(current, float):
+            return Float().parse(text)
+        if isinstance(current, list):
+            items = [t.strip() for t in text.split(",") if t.strip()]
+            if current and not isinstance(current[0], str):
+                return [_convert_like(current[0], t, where) for t in items]
+            return items
+        if isinstance(current, str):
+            return text
+        return yaml.safe_load(text)
+    except TypeError as exc:
+        raise TypeError(f"{where}: {exc}") from None
+
+
+def _apply_override(data, origin, section, key, text, source, problems):
+    """Set data[section][key] (or data[key] when section is None) from text."""
+    where = f"{source} '{section + '.' if section else ''}{key}'"
+    if section is None:
+        spec = SCHEMA.get(key)
+        if spec is None or isinstance(spec, dict):
+            problems.append(f"{where}: not a top-level key (known: "
+                            f"{', '.join(k for k, v in SCHEMA.items() if not isinstance(v, dict))}"
+                            f"; use section.key for keys inside sections)")
+            return
+        try:
+            data[key] = spec.parse(text) if isinstance(text, str) else spec.check(text)
+            origin[(key,)] = source
+        except TypeError as exc:
+            problems.append(f"{where}: {exc}")
+        return
+    if section not in data:
+        problems.append(f"{where}: no section '{section}' in the configuration")
+        return
+    spec = SCHEMA.get(section)
+    if isinstance(spec, dict):
+        if key not in spec:
+            problems.append(f"{where}: unknown key (known keys of '{section}': "
+                            f"{', '.join(spec)})")
+            return
+        try:
+            data[section][key] = (spec[key].parse(text) if isinstance(text, str)
+                                  else spec[key].check(text))
+            origin[(section, key)] = source
+        except TypeError as exc:
+            problems.append(f"{where}: {exc}")
+        return
+    if spec is not None:
+        problems.append(f"{where}: '{section}' is not a section")
+        return
+    module = data[section]
+    if key in ("reftype", "imtypes", "ssbsteps"):
+        checked = _check_module(section, {**module, key: text}, source, problems, origin, True)
+        module[key] = checked[key]
+        return
+    if key not in module:
+        problems.append(f"{where}: module '{section}' has no parameter '{key}' (its "
+                        f"parameters: {', '.join(k for k in module if k not in MODULE_KEYS) or 'none'})")
+        return
+    try:
+        module[key] = _convert_like(module[key], text, where)
+        origin[(section, key)] = source
+    except TypeError as exc:
+        problems.append(str(exc))
+
+
+def load_config(cfgfile=None, params=(), section_params=(), environ=None,
+                expand_paths: bool = True) -> Config:
+    """Load and validate the configuration.
+
+    Parameters
+    ----------
+    cfgfile : path, optional
+        The user's YAML file, merged over the shipped defaults.
+    params : iterable of (key, value)
+        ``-p`` overrides: ``key`` is a top-level key or ``section.key``.
+    section_params : iterable of (section, key, value)
+        ``--pp`` overrides (and plug-in parameters from the command line).
+    environ : mapping, optional
+        Environment for ``$VARIABLE`` expansion (``os.environ`` by default).
+    expand_paths : bool
+        Expand ``$VARIABLES`` in path keys; an unset variable is an error.
+
+    Raises
+    ------
+    ConfigError
+        listing every problem found, each naming the key and its source.
+    FileNotFoundError
+        if ``cfgfile`` does not exist.
+    """
+    problems: list[str] = []
+    origin: dict = {}
+    defaults = _validate_document(yaml.safe_load(default_config_text()), DEFAULTS_NAME,
+                                  problems, origin)
+    if problems:                                   # pragma: no cover - shipped file is tested
+        raise ConfigError(problems)
+    data = defaults
+    source = DEFAULTS_NAME
+    if cfgfile is not None:
+        cfgfile = Path(cfgfile)
+        if not cfgfile.is_file():
+            raise FileNotFoundError(f"configuration file {cfgfile} does not exist")
+        source = str(cfgfile)
+        try:
+            user = yaml.safe_load(cfgfile.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{cfgfile}: not valid YAML: {exc}"]) from None
+        user = _validate_document(user, source, problems, origin, complete_modules=False)
+        # a module section new in the user's file must be complete
+        for name, section in user.items():
+            if name not in SCHEMA and name not in defaults:
+                missing = [k for k in MODULE_KEYS if k not in section]
+                if missing:
+                    problems.append(f"{source}: module section '{name}' lacks "
+                                    f"{', '.join(missing)}")
+        data = _merge(defaults, user)
+
+    for key, value in params:
+        section, _, leaf = key.rpartition(".")
+        _apply_override(data, origin, section or None, leaf, value, "command line -p",
+                        problems)
+    for section, key, value in section_params:
+        _apply_override(data, origin, section, key, value, "command line --pp", problems)
+
+    def src(*k):
+        return origin.get(k, source)
+
+    # cross-checks
+    reftypes = data.get("reftypes", [])
+    for label in data.get("reflabels", []):
+        if label not in data or label in SCHEMA:
+            problems.append(f"{src('reflabels')}: reflabel '{label}' has no section of its own")
+        elif data[label].get("reftype") not in reftypes:
+            problems.append(f"{src(label, 'reftype')}: reftype '{data[label].get('reftype')}' "
+                            f"of reflabel '{label}' is not in reftypes ({', '.join(reftypes)})")
+    for reftype, label in list(data.get("default_reflabels", {}).items()):
+        if label not in data.get("reflabels", []):
+            if src("default_reflabels") == DEFAULTS_NAME:
+                # a shipped default for a module the user's reflabels leave out
+                del data["default_reflabels"][reftype]
+            else:
+                problems.append(f"{src('default_reflabels')}: default_reflabels.{reftype} "
+                                f"names '{label}', which is not in reflabels")
+    if expand_paths:
+        env = os.environ if environ is None else environ
+        for section, key in PATH_KEYS:
+            value = data[section].get(key)
+            if not isinstance(value, (str, list)):
+                continue
+            try:
+                if isinstance(value, list):
+                    data[section][key] = [expand_env(v, env) for v in value]
+                elif value:
+                    data[section][key] = expand_env(value, env)
+            except KeyError as exc:
+                problems.append(f"{src(section, key)}: key '{section}.{key}': environment "
+                                f"variable ${exc.args[0]} is not set (value {value!r})")
+    if problems:
+        raise ConfigError(problems)
+    data["instrument"] = data["instrument"].upper()
+    return Config(data=data, cfgfile=cfgfile, origin=origin)

@@ -1,0 +1,295 @@
+"""The master table of input files.
+
+:func:`collect_files` turns command-line arguments (files, globs, directories,
+and ``@list`` files of paths) into a de-duplicated list of files matching the
+basename pattern; :func:`build_catalog` reads their primary headers only, checks
+the required keywords, computes each file's MJD and classifies it as dark or
+flat.  Problems are gathered and reported together, each naming the file and
+the keyword.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.time import Time
+
+log = logging.getLogger(__name__)
+
+__all__ = ["InputError", "collect_files", "read_primary_header", "observation_mjd",
+           "classify", "build_catalog", "Catalog"]
+
+_GLOB_CHARS = set("*?[")
+
+
+class InputError(ValueError):
+    """Problems with the input files; ``problems`` lists them (file, keyword, what)."""
+
+    def __init__(self, problems: list[str], summary: str = "problems with the input files"):
+        self.problems = list(problems)
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__(f"{summary} ({len(problems)}):\n"
+                             + "\n".join(f"  - {p}" for p in problems))
+
+
+def _read_list_file(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            p = Path(line)
+            out.append(str(p if p.is_absolute() else path.parent / p))
+    return out
+
+
+def collect_files(items, basenamepattern: str | None = None) -> tuple[list[Path], list[str]]:
+    """Expand command-line input arguments into a sorted, de-duplicated list of files.
+
+    Each item is a file, a glob, a directory (its files, not recursive), or
+    ``@listfile`` (a text file with one path, file or glob, per line; ``#``
+    starts a comment).  Files whose name does not match ``basenamepattern``
+    (a regular expression searched in the file name) are left out.  The same
+    file reached twice (also through a symbolic link) counts once.
+
+    Returns (files, notes): notes say what was left out and why.
+
+    Raises InputError for a path that does not exist or a glob that matches
+    nothing, naming every such item.
+    """
+    pattern = re.compile(basenamepattern) if basenamepattern else None
+    problems, notes = [], []
+    seen: dict[str, Path] = {}
+    queue = [str(i) for i in items]
+    while queue:
+        item = queue.pop(0)
+        if item.startswith("@"):
+            lst = Path(item[1:])
+            if not lst.is_file():
+                problems.append(f"list file {lst} does not exist")
+                continue
+            queue[:0] = _read_list_file(lst)
+            continue
+        if _GLOB_CHARS & set(item) and not Path(item).exists():
+            matches = sorted(glob.glob(item))
+            if not matches:
+                problems.append(f"{item}: the pattern matches no file")
+            candidates = [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            p = Path(item)
+            if p.is_dir():
+                candidates = sorted(c for c in p.iterdir() if c.is_file())
+            elif p.is_file():
+                candidates = [p]
+            else:
+                problems.append(f"{item}: no such file or directory")
+                continue
+        for c in candidates:
+            if pattern and not pattern.search(c.name):
+                continue
+            key = os.path.realpath(c)
+            if key in seen:
+                notes.append(f"{c}: same file as {seen[key]}, used once")
+                continue
+            seen[key] = c.absolute()
+    if problems:
+        raise InputError(problems, "input paths that give no file")
+    return sorted(seen.values(), key=lambda p: p.name), notes
+
+
+def read_primary_header(path: Path) -> fits.Header:
+    """Only the primary header of a FITS file (fast: the data are not read)."""
+    try:
+        return fits.getheader(path, 0)
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError...
+        raise InputError([f"{path}: cannot read a FITS primary header ({exc})"]) from None
+
+
+def observation_mjd(header, dateobs_key: str | None, timeobs_key: str | None,
+                    mjdobs_key: str | None, filename="") -> float:
+    """MJD of an observation from its header, as the spec defines it.
+
+    ``mjdobs_key`` (if set) holds the MJD; otherwise ``dateobs_key`` holds a
+    date (``YYYY-MM-DD``, combined with ``timeobs_key`` when set) or a full
+    date-time (``YYYY-MM-DDThh:mm:ss``, as DATE-END is in flight data, in which
+    case the time keyword is not needed).
+    """
+    if mjdobs_key:
+        if mjdobs_key not in header:
+            raise InputError([f"{filename}: keyword {mjdobs_key} (mjdobs_fitskey) is missing"])
+        try:
+            return float(header[mjdobs_key])
+        except (TypeError, ValueError):
+            raise InputError([f"{filename}: keyword {mjdobs_key} (mjdobs_fitskey) is not a "
+                              f"number: {header[mjdobs_key]!r}"]) from None
+    if not dateobs_key:
+        raise InputError([f"{filename}: neither mjdobs_fitskey nor dateobs_fitskey is set "
+                          f"in the configuration"])
+    if dateobs_key not in header:
+        raise InputError([f"{filename}: keyword {dateobs_key} (dateobs_fitskey) is missing"])
+    date = str(header[dateobs_key]).strip()
+    text = date
+    if "T" not in date and timeobs_key:
+        if timeobs_key not in header:
+            raise InputError([f"{filename}: keyword {timeobs_key} (timeobs_fitskey) is "
+                              f"missing and {dateobs_key}={date!r} has no time"])
+        text = f"{date}T{str(header[timeobs_key]).strip()}"
+    try:
+        return float(Time(text, format="isot", scale="utc").mjd)
+    except ValueError:
+        keys = dateobs_key + (f"/{timeobs_key}" if text != date else "")
+        raise InputError([f"{filename}: cannot read a date from {keys}: {text!r}"]) from None
+
+
+def classify(name: str, exp_type, dark_re, flat_re, exptype_dark, exptype_flat) -> tuple[str | None, str]:
+    """'dark', 'flat' or None, and how it was decided.
+
+    The file name decides when exactly one of the patterns matches it;
+    otherwise EXP_TYPE does, through the exptype tables.
+    """
+    is_dark = bool(dark_re and dark_re.search(name))
+    is_flat = bool(flat_re and flat_re.search(name))
+    if is_dark != is_flat:
+        return ("dark" if is_dark else "flat"), "file name"
+    et = str(exp_type).strip().upper() if exp_type is not None else None
+    if et in exptype_dark:
+        return "dark", "EXP_TYPE"
+    if et in exptype_flat:
+        return "flat", "EXP_TYPE"
+    why = "both name patterns match" if is_dark else "no name pattern matches"
+    return None, f"{why} and EXP_TYPE={et or 'missing'} is in neither exptype table"
+
+
+@dataclass
+class Catalog:
+    """The master table and what was set aside.
+
+    table : one row per usable input (fileID, filename, basename, imtype, MJD,
+        classified_by, and the header keywords)
+    unclassified : (file, reason) for files neither dark nor flat
+    notes : other things the user should know (duplicates, files left out)
+    """
+
+    table: Table
+    unclassified: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def write(self, path) -> Path:
+        from ..reffile import atomic_write
+        return atomic_write(path, lambda tmp: self.table.write(tmp, format="ascii.ecsv"))
+
+    def summary(self) -> str:
+        t = self.table
+        lines = []
+        nd, nf = int((t["imtype"] == "dark").sum()), int((t["imtype"] == "flat").sum())
+        lines.append(f"Inputs: {len(t)} files ({nd} dark, {nf} flat)"
+                     + (f", {len(self.unclassified)} unclassified" if self.unclassified else ""))
+        if len(t):
+            combos = {}
+            for r in t:
+                key = tuple(str(r[k]) if k in t.colnames else "?" for k in
+                            ("INSTRUME", "DETECTOR", "SUBARRAY", "READPATT", "NGROUPS", "NINTS"))
+                combos[key] = combos.get(key, 0) + 1
+            for (inst, det, sub, rp, ng, ni), n in sorted(combos.items()):
+                lines.append(f"  {n:4d} x {inst} {det} {sub} {rp}, {ng} groups x {ni} ints")
+            lines.append(f"  MJD {t['MJD'].min():.4f} - {t['MJD'].max():.4f} "
+                         f"({t['MJD'].max() - t['MJD'].min():.2f} days)")
+            by = {}
+            for r in t:
+                by[r["classified_by"]] = by.get(r["classified_by"], 0) + 1
+            lines.append("  classified by " + ", ".join(f"{k}: {v}" for k, v in sorted(by.items())))
+        for f, why in self.unclassified:
+            lines.append(f"  unclassified: {f}: {why}")
+        for n in self.notes:
+            lines.append(f"  note: {n}")
+        return "\n".join(lines)
+
+
+def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
+    """Read the headers of ``files`` and make the master table.
+
+    ``inputfiles_cfg`` is the configuration's ``inputfiles`` section.
+    ``extra_keys`` are further keywords to copy when present (e.g. the
+    grouping keys).  Every missing required keyword of every file is reported
+    in one InputError.
+    """
+    cfg = inputfiles_cfg
+    required = list(dict.fromkeys(k.upper() for k in cfg["requiredfitskeys"]))
+    time_keys = [k for k in (cfg.get("mjdobs_fitskey"),) if k] or \
+        [k for k in (cfg.get("dateobs_fitskey"),) if k]
+    for k in time_keys:
+        if k.upper() not in required:
+            required.append(k.upper())
+    optional = [k.upper() for k in list(cfg["optionalfitskeys"]) + list(extra_keys)
+                if k.upper() not in required]
+    optional = list(dict.fromkeys(optional + (["EXP_TYPE"] if "EXP_TYPE" not in required else [])))
+    dark_re = re.compile(cfg["dark_pattern"]) if cfg.get("dark_pattern") else None
+    flat_re = re.compile(cfg["flat_pattern"]) if cfg.get("flat_pattern") else None
+    exptype_dark = {e.upper() for e in cfg["exptype_dark"]}
+    exptype_flat = {e.upper() for e in cfg["exptype_flat"]}
+
+    problems, rows, unclassified = [], [], []
+    for path in files:
+        path = Path(path)
+        try:
+            hdr = read_primary_header(path)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        missing = [k for k in required if k not in hdr]
+        if missing:
+            problems.append(f"{path}: required keyword(s) {', '.join(missing)} missing")
+            continue
+        try:
+            mjd = observation_mjd(hdr, cfg.get("dateobs_fitskey"), cfg.get("timeobs_fitskey"),
+                                  cfg.get("mjdobs_fitskey"), filename=str(path))
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        imtype, how = classify(path.name, hdr.get("EXP_TYPE"), dark_re, flat_re,
+                               exptype_dark, exptype_flat)
+        if imtype is None:
+            unclassified.append((str(path), how))
+            continue
+        row = {"filename": str(path), "basename": path.name, "imtype": imtype,
+               "MJD": mjd, "classified_by": how}
+        for k in required:
+            row[k] = hdr[k]
+        for k in optional:
+            row[k] = hdr.get(k, None)
+        rows.append(row)
+    if problems:
+        raise InputError(problems)
+
+    rows.sort(key=lambda r: (r["MJD"], r["basename"]))
+    names = ["fileID", "filename", "basename", "imtype", "MJD", "classified_by"] + required \
+        + optional
+    columns = {n: [] for n in names}
+    for i, r in enumerate(rows):
+        r["fileID"] = i
+        for n in names:
+            columns[n].append(r.get(n))
+    table = Table()
+    for n in names:
+        values = columns[n]
+        if any(v is None for v in values):
+            present = [v for v in values if v is not None]
+            if not present:
+                continue                     # optional keyword no file has
+            fill = "" if isinstance(present[0], str) else -1
+            col = np.ma.masked_array([fill if v is None else v for v in values],
+                                     mask=[v is None for v in values])
+            table[n] = col
+        else:
+            table[n] = values if values else np.array([], dtype=float if n == "MJD" else "U1")
+    table.meta["comments"] = ["jwst_reffiles master table of input files"]
+    return Catalog(table=table, unclassified=unclassified)

@@ -1,0 +1,256 @@
+"""Groups of input files, one per individual reference file.
+
+Image types (the ``imtypes`` of a module):
+
+==== =====================================================================
+D    every dark on its own
+F    every flat on its own
+DD   pairs of darks at most DD.max_Delta_MJD apart
+FF   pairs of flats at most FF.max_Delta_MJD apart
+DDFF a flat pair (FF rule) with a dark pair (DD rule), all four within
+     DDFF.max_Delta_MJD
+D+   all darks together;  F+  all flats together;  D+F+  all of both
+==== =====================================================================
+
+Aliases: FFDD = DDFF; F+D+, DF+ and FD+ = D+F+.
+
+Rules (deterministic, whatever the order the files were given in):
+
+* Files are first split by the ``group_by`` header keywords (detector,
+  readout pattern, subarray, ngroups, nints by default): a group never mixes
+  values of these.
+* Within each split, files are sorted by MJD (then name).  Pairs are made
+  greedily: the earliest file not yet paired is paired with the next file not
+  yet paired if that one is within max_Delta_MJD; otherwise it is left out
+  (and reported).  For points on a line this gives the largest number of pairs,
+  and a file is never in two pairs.
+* DDFF: for each flat pair, in time order, the dark pair is chosen among those
+  whose four files span at most DDFF.max_Delta_MJD: the least used so far, then
+  the closest in mean time, then the earliest.  Dark pairs may serve several
+  flat pairs; a dark pair that serves none is reported.
+* A missing max_Delta_MJD means no limit.
+
+Each group has a cmdID: 8 hex digits of a hash of the reflabel and the names of
+its files, so the same inputs always give the same cmdID and output name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from astropy.table import Table
+
+from ..config import normalize_imtypes
+
+__all__ = ["Member", "InputGroup", "Grouping", "make_groups", "DEFAULT_GROUP_BY"]
+
+DEFAULT_GROUP_BY = ("INSTRUME", "DETECTOR", "READPATT", "SUBARRAY", "NGROUPS", "NINTS")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of a group: its image label (D1, D2, F1, ...) and catalog entry."""
+
+    label: str
+    fileID: int
+    basename: str
+    filename: str
+    MJD: float
+    imtype: str
+
+
+@dataclass
+class InputGroup:
+    """The inputs of one individual reference file."""
+
+    reflabel: str
+    imtypes: str
+    cmdID: str
+    members: list[Member]
+    key: dict
+
+    @property
+    def mjd_span(self) -> float:
+        mjds = [m.MJD for m in self.members]
+        return max(mjds) - min(mjds)
+
+    @property
+    def filenames(self) -> list[str]:
+        return [m.filename for m in self.members]
+
+    def files(self, imtype: str) -> list[Member]:
+        return [m for m in self.members if m.imtype == imtype]
+
+
+@dataclass
+class Grouping:
+    """All groups of one reflabel, and the files left out with the reason."""
+
+    reflabel: str
+    imtypes: str
+    groups: list[InputGroup] = field(default_factory=list)
+    unused: list[tuple[str, str]] = field(default_factory=list)
+
+    def table(self) -> Table:
+        """One row per (group, member): reflabel, cmdID, label, file, MJD, span."""
+        rows = [(self.reflabel, self.imtypes, g.cmdID, m.label, m.fileID, m.basename,
+                 m.MJD, g.mjd_span) for g in self.groups for m in g.members]
+        return Table(rows=rows or None,
+                     names=("reflabel", "imtypes", "cmdID", "label", "fileID", "basename",
+                            "MJD", "MJD_span"),
+                     dtype=(str, str, str, str, int, str, float, float))
+
+
+def _cmdid(reflabel: str, members) -> str:
+    text = reflabel + "|" + "|".join(sorted(m.basename for m in members))
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _pairs(rows, limit, what, desc):
+    """Greedy consecutive pairing by MJD; returns (pairs, unused with reasons)."""
+    pairs, unused = [], []
+    i, n = 0, len(rows)
+    while i < n:
+        if i + 1 < n and (limit is None or rows[i + 1]["MJD"] - rows[i]["MJD"] <= limit):
+            pairs.append((rows[i], rows[i + 1]))
+            i += 2
+            continue
+        why = (f"the only {what} with {desc}" if n == 1 else
+               f"no unpaired {what} with {desc} within max_Delta_MJD={limit} d")
+        unused.append((rows[i]["basename"], why))
+        i += 1
+    return pairs, unused
+
+
+def _member(row, label) -> Member:
+    return Member(label=label, fileID=int(row["fileID"]), basename=str(row["basename"]),
+                  filename=str(row["filename"]), MJD=float(row["MJD"]), imtype=str(row["imtype"]))
+
+
+def _label(rows_by_kind) -> list[Member]:
+    out = []
+    for kind, prefix in (("dark", "D"), ("flat", "F")):
+        for k, row in enumerate(rows_by_kind.get(kind, ()), 1):
+            out.append(_member(row, f"{prefix}{k}"))
+    return out
+
+
+def _key_of(row, group_by) -> tuple:
+    vals = []
+    for k in group_by:
+        if k in row.colnames:
+            v = row[k]
+            vals.append(None if getattr(v, "mask", False) is True else
+                        (v.item() if hasattr(v, "item") else v))
+        else:
+            vals.append(None)
+    return tuple(vals)
+
+
+def make_groups(table: Table, reflabel: str, imtypes: str, limits: dict | None = None,
+                group_by=DEFAULT_GROUP_BY) -> Grouping:
+    """Group the catalog's files for one reflabel.
+
+    Parameters
+    ----------
+    table : astropy Table
+        The master table (columns fileID, basename, filename, imtype, MJD and
+        the ``group_by`` keywords).
+    reflabel, imtypes : str
+        The module and its image type (aliases accepted).
+    limits : dict
+        ``{"DD": days, "FF": days, "DDFF": days}``; missing or None = no limit.
+    group_by : sequence of str
+        Header keywords the files of a group must agree on.
+    """
+    imtypes = normalize_imtypes(imtypes)
+    limits = limits or {}
+    result = Grouping(reflabel=reflabel, imtypes=imtypes)
+    group_by = [k.upper() for k in group_by]
+
+    partitions: dict[tuple, dict[str, list]] = {}
+    order = sorted(range(len(table)), key=lambda i: (float(table["MJD"][i]),
+                                                       str(table["basename"][i])))
+    for i in order:
+        row = table[i]
+        part = partitions.setdefault(_key_of(row, group_by), {"dark": [], "flat": []})
+        part[str(row["imtype"])].append(row)
+
+    def add(rows_by_kind, key):
+        members = _label(rows_by_kind)
+        result.groups.append(InputGroup(reflabel=reflabel, imtypes=imtypes,
+                                        cmdID=_cmdid(reflabel, members), members=members,
+                                        key=dict(zip(group_by, key))))
+
+    for key, part in sorted(partitions.items(), key=lambda kv: str(kv[0])):
+        darks, flats = part["dark"], part["flat"]
+        desc = ", ".join(f"{k}={v}" for k, v in zip(group_by, key))
+        if imtypes == "D":
+            for r in darks:
+                add({"dark": [r]}, key)
+        elif imtypes == "F":
+            for r in flats:
+                add({"flat": [r]}, key)
+        elif imtypes == "D+":
+            if darks:
+                add({"dark": darks}, key)
+        elif imtypes == "F+":
+            if flats:
+                add({"flat": flats}, key)
+        elif imtypes == "D+F+":
+            if darks and flats:
+                add({"dark": darks, "flat": flats}, key)
+            else:
+                lacking = "darks" if not darks else "flats"
+                for r in darks + flats:
+                    result.unused.append((r["basename"], f"no {lacking} with {desc}"))
+        elif imtypes == "DD":
+            pairs, unused = _pairs(darks, limits.get("DD"), "dark", desc)
+            result.unused += unused
+            for a, b in pairs:
+                add({"dark": [a, b]}, key)
+        elif imtypes == "FF":
+            pairs, unused = _pairs(flats, limits.get("FF"), "flat", desc)
+            result.unused += unused
+            for a, b in pairs:
+                add({"flat": [a, b]}, key)
+        elif imtypes == "DDFF":
+            dd, unused_d = _pairs(darks, limits.get("DD"), "dark", desc)
+            ff, unused_f = _pairs(flats, limits.get("FF"), "flat", desc)
+            result.unused += unused_d + unused_f
+            limit = limits.get("DDFF")
+            uses = [0] * len(dd)
+            for fa, fb in ff:
+                f_mid = (fa["MJD"] + fb["MJD"]) / 2
+                best = None
+                for k, (da, db) in enumerate(dd):
+                    mjds = [fa["MJD"], fb["MJD"], da["MJD"], db["MJD"]]
+                    if limit is not None and max(mjds) - min(mjds) > limit:
+                        continue
+                    rank = (uses[k], abs((da["MJD"] + db["MJD"]) / 2 - f_mid), da["MJD"])
+                    if best is None or rank < best[0]:
+                        best = (rank, k)
+                if best is None:
+                    why = (f"no dark pair with {desc} within DDFF max_Delta_MJD={limit} d"
+                           if dd else f"no dark pair with {desc}")
+                    result.unused += [(fa["basename"], why), (fb["basename"], why)]
+                    continue
+                k = best[1]
+                uses[k] += 1
+                add({"dark": list(dd[k]), "flat": [fa, fb]}, key)
+            for k, (da, db) in enumerate(dd):
+                if uses[k]:
+                    continue
+                in_reach = any(limit is None or max(x["MJD"] for x in (da, db, fa, fb))
+                               - min(x["MJD"] for x in (da, db, fa, fb)) <= limit
+                               for fa, fb in ff)
+                if not ff:
+                    why = f"no flat pair with {desc}"
+                elif in_reach:
+                    why = ("dark pair not needed: every flat pair within reach was matched "
+                           "with a dark pair used less or closer in time")
+                else:
+                    why = f"no flat pair within DDFF max_Delta_MJD={limit} d of this dark pair"
+                result.unused += [(da["basename"], why), (db["basename"], why)]
+    return result

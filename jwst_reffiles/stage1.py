@@ -1,0 +1,100 @@
+"""Stage 1: organise the inputs.
+
+From the configuration, the requested reflabels and the input arguments:
+the master table of inputs, the groups of every reflabel, the run layout, and
+the two tables written into the run directory (``inputs.ecsv``,
+``groups.ecsv``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from astropy.table import Table, vstack
+
+from .config import Config
+from .inputs import Catalog, Grouping, build_catalog, collect_files, make_groups
+from .layout import RunLayout, make_layout
+from .reffile import atomic_write
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Stage1", "organise_inputs", "format_plan"]
+
+
+@dataclass
+class Stage1:
+    config: Config
+    reflabels: list[str]
+    layout: RunLayout
+    catalog: Catalog
+    groupings: dict[str, Grouping] = field(default_factory=dict)
+
+    def groups_table(self) -> Table:
+        tables = [g.table() for g in self.groupings.values()]
+        table = vstack(tables) if tables else Table()
+        table.meta["unused"] = [{"reflabel": label, "basename": name, "reason": why}
+                                for label, g in self.groupings.items()
+                                for name, why in g.unused]
+        return table
+
+    def write_tables(self) -> None:
+        self.catalog.write(self.layout.inputs_table)
+        groups = self.groups_table()
+        atomic_write(self.layout.groups_table,
+                     lambda tmp: groups.write(tmp, format="ascii.ecsv"))
+
+
+def organise_inputs(config: Config, reflabels, inputs, create: bool = True) -> Stage1:
+    """Catalog the inputs and group them for each reflabel.
+
+    ``reflabels`` is a comma list or list of reflabels / reference types;
+    ``inputs`` are file names, globs, directories or ``@list`` files.  With
+    ``create`` the run directory is made and the tables written into it.
+    """
+    labels = config.resolve_reflabels(reflabels)
+    inp = config["inputfiles"]
+    group_by = config["grouping"]["group_by"]
+    files, notes = collect_files(inputs, inp.get("basenamepattern"))
+    log.info("%d input files after the basename pattern", len(files))
+    catalog = build_catalog(files, inp, extra_keys=group_by)
+    catalog.notes.extend(notes)
+    limits = {k: config.max_delta_mjd(k) for k in ("DD", "FF", "DDFF")}
+    groupings = {}
+    for label in labels:
+        section = config.module(label)
+        groupings[label] = make_groups(catalog.table, label, section["imtypes"], limits,
+                                       group_by)
+        log.info("%s: %d groups", label, len(groupings[label].groups))
+    layout = make_layout(config["output"], create=create)
+    result = Stage1(config=config, reflabels=labels, layout=layout, catalog=catalog,
+                    groupings=groupings)
+    if create:
+        result.write_tables()
+    return result
+
+
+def format_plan(s1: Stage1) -> str:
+    """The catalog summary, the groups of each reflabel and the planned outputs."""
+    cfg, layout = s1.config, s1.layout
+    lines = [f"Run directory: {layout.rundir}" + (f" (runID {layout.run_id})" if layout.run_id else ""),
+             f"Pipeline products: {layout.ssbdir}", "", s1.catalog.summary()]
+    for label in s1.reflabels:
+        sec = cfg.module(label)
+        g = s1.groupings[label]
+        limits = {"DD": ["DD"], "FF": ["FF"], "DDFF": ["DD", "FF", "DDFF"]}.get(g.imtypes, [])
+        lim = ", ".join(f"{k} {cfg.max_delta_mjd(k)} d" for k in limits)
+        lines += ["", f"{label}: reftype {sec['reftype']}, imtypes {g.imtypes}, "
+                      f"ssbsteps {sec['ssbsteps'] or 'none'}"
+                      + (f", max_Delta_MJD {lim}" if lim else "")
+                      + f": {len(g.groups)} group{'s' * (len(g.groups) != 1)}"]
+        for grp in g.groups:
+            out = layout.reffile_path(label, grp.cmdID, sec["reftype"])
+            lines.append(f"  {grp.cmdID}  span {grp.mjd_span:6.3f} d  -> "
+                         f"{out.relative_to(layout.rundir)}")
+            for m in grp.members:
+                lines.append(f"      {m.label:<4} MJD {m.MJD:.4f}  {m.basename}")
+        for name, why in g.unused:
+            lines.append(f"  not used: {name}: {why}")
+    return "\n".join(lines)
