@@ -43,6 +43,82 @@ def test_help_is_fast_and_does_not_import_the_pipeline():
     assert "--cfgfile" in res.stdout
 
 
-def test_reference_file_form_says_it_is_not_available_yet(capsys):
-    assert cli.main(["-vvv", "--cfgfile", "x.cfg", "readnoise", "a.fits"]) == 2
-    assert "not available" in capsys.readouterr().err
+@pytest.fixture(scope="module")
+def six_four(tmp_path_factory):
+    """6 darks + 4 flats, 0.6 d apart per kind: the issue's dry-run example."""
+    from jwst_reffiles.simulate import simulate_dataset
+    out = tmp_path_factory.mktemp("sim")
+    simulate_dataset(out, subarray="SUB64P", ngroups=2, nints=1, ndarks=6, nflats=4,
+                     cadence_days=0.6, write_reffiles=False, seed=5)
+    return out
+
+
+def test_dry_run_prints_groups_for_every_imtype_and_writes_only_tables(six_four, tmp_path,
+                                                                       capsys, monkeypatch):
+    monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
+    cfg = tmp_path / "main.cfg"
+    cfg.write_text("reflabels: [rdnoise_nircam, gain_bryan, gain_armin, bpm]\n"
+                   "bpm:\n  imtypes: D+\n")
+    rc = cli.main(["-v", "--cfgfile", str(cfg), "--dry-run",
+                   "rdnoise_nircam,gain_bryan,gain_armin,bpm", str(six_four / "*_uncal.fits")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "Inputs: 10 files (6 dark, 4 flat)" in out
+    for label, imt, n in (("rdnoise_nircam", "DD", 3), ("gain_bryan", "FF", 2),
+                          ("gain_armin", "DDFF", 2), ("bpm", "D+", 1)):
+        assert f"{label}: reftype" in out and f"imtypes {imt}," in out
+        assert f"{n} group" in out.split(f"{label}: reftype")[1].split("\n")[0]
+    assert "rdnoise_nircam/rdnoise_nircam_001." in out and ".rdnoise.fits" in out
+    rundir = tmp_path / "out" / "001"
+    assert sorted(p.name for p in rundir.iterdir()) == ["groups.ecsv", "inputs.ecsv"]
+    groups = Table.read(rundir / "groups.ecsv")
+    assert set(groups["reflabel"]) == {"rdnoise_nircam", "gain_bryan", "gain_armin", "bpm"}
+
+
+def test_overrides_and_plugin_parameters_on_the_command_line(six_four, tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
+    rc = cli.main(["--dry-run", "-p", "output.runID", "12", "-p", "DD.max_Delta_MJD", "0.1",
+                   "--pp", "output", "outsubdir", "night", "--boxsize", "32",
+                   "rdnoise_nircam,example_readnoise_module", str(six_four)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "(runID 012)" in out and str(tmp_path / "out" / "night" / "012") in out
+    # with DD pairs at most 0.1 d apart no dark pairs up
+    assert "rdnoise_nircam: reftype rdnoise, imtypes DD" in out and ": 0 groups" in out
+    assert out.count("not used:") == 6
+
+
+def test_plugin_parameter_no_requested_module_has(six_four, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
+    rc = cli.main(["--dry-run", "--boxsize", "32", "bpm", str(six_four)])
+    assert rc == 2
+    assert "none of the requested modules (bpm) has a parameter 'boxsize'" in capsys.readouterr().err
+
+
+def test_errors_exit_2_with_the_reason(six_four, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("JWST_MKREFS_OUTDIR", raising=False)
+    assert cli.main(["--dry-run", "bpm", str(six_four)]) == 2
+    assert "$JWST_MKREFS_OUTDIR is not set" in capsys.readouterr().err
+    monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
+    assert cli.main(["--dry-run", "flux", str(six_four)]) == 2
+    assert "unknown reflabel or reftype 'flux'" in capsys.readouterr().err
+    assert cli.main(["--dry-run", "bpm", str(tmp_path / "none*.fits")]) == 2
+    assert "matches no file" in capsys.readouterr().err
+    assert cli.main(["--dry-run", "bpm"]) == 2
+    assert "no input files" in capsys.readouterr().err
+
+
+def test_print_config(capsys):
+    assert cli.main(["--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "max_Delta_MJD" in out and "basenamepattern" in out and out.startswith("#")
+
+
+def test_without_dry_run_stage_1_runs_and_the_rest_is_said_to_be_missing(six_four, tmp_path,
+                                                                          capsys, monkeypatch):
+    monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
+    assert cli.main(["bpm", str(six_four)]) == 2
+    err = capsys.readouterr().err
+    assert "not available" in err and "stage 1" in err
+    assert (tmp_path / "out" / "001" / "inputs.ecsv").exists()
