@@ -100,24 +100,15 @@ def set_reference_meta(model, *, reftype: str, instrument: str, detector: str,
     meta.useafter = useafter
     meta.instrument.name = instrument.upper()
     meta.instrument.detector = detector.upper()
-    if channel is not None:
-        meta.instrument.channel = channel
-    if module is not None:
-        meta.instrument.module = module
-    if filt is not None:
-        meta.instrument.filter = filt
-    if pupil is not None:
-        meta.instrument.pupil = pupil
-    if exposure_type is not None:
-        meta.exposure.type = exposure_type
-    if readpatt is not None:
-        meta.exposure.readpatt = readpatt
+    optional = (("instrument", "channel", channel), ("instrument", "module", module),
+                ("instrument", "filter", filt), ("instrument", "pupil", pupil),
+                ("exposure", "type", exposure_type), ("exposure", "readpatt", readpatt))
+    for node, attr, value in optional:
+        if value is not None:        # (not every reference model has an exposure block)
+            setattr(getattr(meta, node), attr, value)
     if subarray is not None:
-        meta.subarray.name = subarray.name
-        meta.subarray.xstart = subarray.xstart
-        meta.subarray.ystart = subarray.ystart
-        meta.subarray.xsize = subarray.xsize
-        meta.subarray.ysize = subarray.ysize
+        for attr in ("name", "xstart", "ystart", "xsize", "ysize"):
+            setattr(meta.subarray, attr, getattr(subarray, attr))
         meta.subarray.fastaxis = fastaxis
         meta.subarray.slowaxis = slowaxis
     if history:

@@ -215,30 +215,27 @@ SUBARRAYS: dict[tuple[str, str], Subarray] = {
 }
 
 
+def _lookup(table: dict, key, what: str, name: str):
+    if key not in table:
+        known = sorted(k[-1] if isinstance(k, tuple) else k for k in table
+                       if not isinstance(key, tuple) or k[0] == key[0])
+        raise ValueError(f"unknown {what} {name!r}; the simulator knows {', '.join(known)}")
+    return table[key]
+
+
 def get_detector(name: str) -> DetectorGeometry:
     """Look up a detector by DETECTOR value (case-insensitive)."""
-    key = name.upper()
-    if key not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; the simulator knows "
-                         f"{', '.join(sorted(DETECTORS))}")
-    return DETECTORS[key]
+    return _lookup(DETECTORS, name.upper(), "detector", name)
 
 
 def get_readout_pattern(name: str) -> ReadoutPattern:
-    key = name.upper()
-    if key not in READOUT_PATTERNS:
-        raise ValueError(f"unknown readout pattern {name!r}; known: "
-                         f"{', '.join(READOUT_PATTERNS)}")
-    return READOUT_PATTERNS[key]
+    """Look up a readout pattern by READPATT value (case-insensitive)."""
+    return _lookup(READOUT_PATTERNS, name.upper(), "readout pattern", name)
 
 
 def get_subarray(instrument: str, name: str) -> Subarray:
-    key = (instrument.upper(), name.upper())
-    if key not in SUBARRAYS:
-        known = sorted(n for inst, n in SUBARRAYS if inst == key[0])
-        raise ValueError(f"unknown subarray {name!r} for {instrument}; known: "
-                         f"{', '.join(known)}")
-    return SUBARRAYS[key]
+    """Look up a subarray by instrument and SUBARRAY value (case-insensitive)."""
+    return _lookup(SUBARRAYS, (instrument.upper(), name.upper()), f"{instrument} subarray", name)
 
 
 def frame_time(geometry: DetectorGeometry, subarray: Subarray,
