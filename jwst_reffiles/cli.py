@@ -166,6 +166,8 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     p.add_argument("--dry-run", action="store_true",
                    help="show the inputs, the groups of every reflabel and the planned outputs; "
                         "write only the tables")
+    p.add_argument("-j", "--jobs", type=int,
+                   help="pipeline processes at once (default: the cores, as memory allows)")
     p.add_argument("--print-config", action="store_true",
                    help="print the default configuration (with comments) and exit")
     p.add_argument("reflabels", nargs="?",
@@ -206,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import ConfigError, load_config
     from .inputs import InputError
-    from .stage1 import format_plan, organise_inputs
+    from .pipeline.plan import PlanError, format_pipeline_plan
+    from .stage1 import calibrate_inputs, format_plan, organise_inputs
     try:
         requested = None
         pp = [tuple(x) for x in args.pp]
@@ -227,15 +230,28 @@ def main(argv: list[str] | None = None) -> int:
         if not args.inputfiles:
             raise InputError(["no input files given"])
         s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=True)
-    except (ConfigError, InputError, FileNotFoundError) as exc:
+        print(format_plan(s1))
+        plan, outcomes = calibrate_inputs(s1, jobs=args.jobs, execute=not args.dry_run)
+    except (ConfigError, InputError, PlanError, FileNotFoundError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
-    print(format_plan(s1))
-    print(f"\nTables: {s1.layout.inputs_table}, {s1.layout.groups_table}")
+    print()
+    print(format_pipeline_plan(plan))
+    print(f"\nTables: {s1.layout.inputs_table}, {s1.layout.groups_table}, "
+          f"{s1.layout.rundir / 'ssb_products.ecsv'}")
     if args.dry_run:
         return 0
+    failed = [o for o in outcomes if not o.ok]
+    print(f"\nPipeline: {len(outcomes) - len(failed)} run(s) done, {len(failed)} failed, "
+          f"{len(plan.reused)} product(s) reused (details: "
+          f"{s1.layout.rundir / 'pipeline_runs.ecsv'})")
+    for o in failed:
+        print(f"  FAILED {o.run.root}: {o.error}", file=sys.stderr)
+    if failed:
+        return 1
     print("mkrefs: making the reference files (stages 2 and 3) is not available in this "
-          "development version yet; stage 1 (inputs and groups) is done.", file=sys.stderr)
+          "development version yet; stage 1 (inputs, groups, pipeline products) is done.",
+          file=sys.stderr)
     return 2
 
 

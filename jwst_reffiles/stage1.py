@@ -98,3 +98,30 @@ def format_plan(s1: Stage1) -> str:
         for name, why in g.unused:
             lines.append(f"  not used: {name}: {why}")
     return "\n".join(lines)
+
+
+def calibrate_inputs(s1: Stage1, jobs: int | None = None, execute: bool = True,
+                     self_refs: dict | None = None):
+    """Stage 1b: plan the pipeline runs and, with ``execute``, run them.
+
+    Writes ``pipeline_runs.ecsv`` (one row per run, with its status) and
+    ``ssb_products.ecsv`` (the product of every group member) in the run
+    directory.  Returns (plan, outcomes).
+    """
+    from .pipeline.plan import plan_pipeline
+    from .pipeline.run import execute_plan, outcomes_table
+
+    plan = plan_pipeline(s1, self_refs=self_refs)
+    outcomes = []
+    if execute:
+        out = s1.config["output"]
+        outcomes = execute_plan(plan, s1.layout.rundir / ".crds_offline", jobs=jobs,
+                                ssblogFlag=out["ssblogFlag"],
+                                ssberrorlogFlag=out["ssberrorlogFlag"])
+        runs = outcomes_table(outcomes)
+        atomic_write(s1.layout.rundir / "pipeline_runs.ecsv",
+                     lambda tmp: runs.write(tmp, format="ascii.ecsv"))
+    products = plan.products_table()
+    atomic_write(s1.layout.rundir / "ssb_products.ecsv",
+                 lambda tmp: products.write(tmp, format="ascii.ecsv"))
+    return plan, outcomes

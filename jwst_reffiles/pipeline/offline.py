@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 __all__ = ["OFFLINE_CONTEXT", "make_offline_crds_cache", "offline_environment",
@@ -34,8 +35,9 @@ def make_offline_crds_cache(path) -> Path:
             "bad_files": "", "bad_files_list": [], "crds_version": {"str": "14.0.3"},
             "download_metadata": {}, "last_synced": "2026-01-01 00:00:00",
         })
-        tmp = cfg.with_name(f".server_config.{os.getpid()}.tmp")
-        tmp.write_text(text + "\n")
+        fd, tmp = tempfile.mkstemp(prefix=".server_config.", dir=cfg.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
         os.replace(tmp, cfg)
     return path
 

@@ -1,0 +1,489 @@
+"""Stage 1b: which pipeline runs bring every input to the level its modules need.
+
+Every (file, reflabel) pair needs the file calibrated to a *level*: the
+installed steps its module's ssbsteps resolve to on the file's instrument, with
+the reference files reffile4ssb gives for them.  For each file:
+
+1. a level that an existing product already has (in ssbdir or any
+   pipeline_prod_search_dir, with the same steps applied and the same reference
+   files recorded) is reused;
+2. the other levels are put in chains, each level a prefix of the next (the
+   same first steps, in the same order, with the same reference files); one
+   pipeline run per chain produces its deepest level and saves the others on
+   the way;
+3. each run starts from the existing product (or the input itself) that has
+   the most steps already done, as long as everything it has done is wanted.
+
+Products are named ``<exposure>_<tag>.fits`` in ssbdir, where the tag is the
+spec's name of the last step when the level is "every step up to it" (``refpix``,
+``jump``, ``rate``), and ``steps-<codes>`` otherwise; module-specific reference
+files add ``_r<hash>``.  The steps applied are recorded in the product's header
+(JRSTEPS), so that a product is recognised exactly.  A run that reaches ramp
+fitting also saves ``rateints`` and ``fitopt`` products.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astropy.io import fits
+from astropy.table import Table
+
+from ..config import expand_env
+from .steps import (NOT_IN_SHORTHAND, SPEC_STEPS, STEP_INFO, SsbStepsError, resolve_steps, spec_name,
+                    step_order)
+
+__all__ = ["PlanError", "Level", "Product", "PipelineRun", "PipelinePlan", "plan_pipeline",
+           "format_pipeline_plan", "JRSTEPS", "REF_KEYWORDS", "normalize_reftype"]
+
+#: Header keyword where jwst_reffiles records the steps applied to a product.
+JRSTEPS = "JRSTEPS"
+
+#: jwst reference type -> header keyword recording the file a step used.
+REF_KEYWORDS = {"mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPERB",
+                "linearity": "R_LINEAR", "dark": "R_DARK", "gain": "R_GAIN",
+                "readnoise": "R_READNO", "ipc": "R_IPC", "refpix": "R_REFPIX",
+                "sirskernel": "R_SIRSKL", "rscd": "R_RSCD", "reset": "R_RESET",
+                "emicorr": "R_MIREMI", "pictureframe": "R_PCTFRM", "flat": "R_FLAT",
+                "pastasoss": "R_PSTSOS"}
+
+_REFTYPE_ALIASES = {"bpm": "mask", "badpix": "mask", "rdnoise": "readnoise",
+                    "bias": "superbias", "lin": "linearity", "sat": "saturation"}
+
+
+class PlanError(ValueError):
+    """A pipeline run cannot be planned; ``problems`` lists why."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__(problems[0] if len(problems) == 1 else
+                         "cannot plan the pipeline runs:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def normalize_reftype(key: str) -> str:
+    """Config reftype names to jwst's (bpm -> mask, rdnoise -> readnoise, gainreffile -> gain)."""
+    k = key.strip().lower()
+    if k.endswith("reffile") and k != "reffile":
+        k = k[: -len("reffile")]
+    return _REFTYPE_ALIASES.get(k, k)
+
+
+@dataclass(frozen=True)
+class Level:
+    """Installed steps (run order) and the reference file for each reftype they read."""
+
+    steps: tuple[str, ...]
+    refs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def refmap(self) -> dict:
+        return dict(self.refs)
+
+    @property
+    def terminal(self) -> bool:
+        return "ramp_fit" in self.steps
+
+    def is_prefix_of(self, other: "Level") -> bool:
+        n = len(self.steps)
+        return other.steps[:n] == self.steps and set(self.refs) <= set(other.refs)
+
+
+@dataclass
+class Product:
+    """A calibrated file found on disk, with the steps it has had."""
+
+    path: Path
+    steps: tuple[str, ...]
+    header: dict
+
+    def matches_refs(self, level: Level) -> bool:
+        """Whether the reference files recorded in the header are the level's."""
+        for reftype, value in level.refs:
+            if value in ("CRDS",) or value.startswith("SELF"):
+                continue
+            key = REF_KEYWORDS.get(reftype)
+            recorded = str(self.header.get(key, "")) if key else ""
+            if value == "N/A":
+                if recorded not in ("", "N/A"):
+                    return False
+            elif os.path.basename(recorded.replace("crds://", "")) != os.path.basename(value):
+                return False
+        return True
+
+
+@dataclass
+class SavePoint:
+    """A level saved by a run: the step after which it is written, and where."""
+
+    level: Level
+    step: str
+    dest: Path
+    companions: dict = field(default_factory=dict)   # rateints / fitopt destinations
+
+
+@dataclass
+class PipelineRun:
+    """One call of calwebb_detector1 on one file."""
+
+    fileID: int
+    root: str
+    instrument: str
+    input: Path
+    done: tuple[str, ...]
+    steps: tuple[str, ...]          # every step of the deepest level
+    refs: dict
+    saves: list[SavePoint]
+    consumers: list = field(default_factory=list)
+
+    @property
+    def to_run(self) -> tuple[str, ...]:
+        return self.steps[len(self.done):]
+
+    @property
+    def offline(self) -> bool:
+        """True when no reference file has to come from CRDS."""
+        return all(v != "CRDS" for v in self.refs.values())
+
+    @property
+    def deepest(self) -> Path:
+        return max(self.saves, key=lambda s: len(s.level.steps)).dest
+
+    def step_parameters(self) -> dict:
+        """The ``steps`` argument of Detector1Pipeline.call."""
+        params = {}
+        save_at = {s.step for s in self.saves}
+        # every installed step gets a value: one left to its default would make the
+        # pipeline ask CRDS for its reference files even if it then does nothing
+        for step in STEP_INFO:
+            if step not in self.to_run:
+                params[step] = {"skip": True}
+                continue
+            p = {"skip": False}
+            for reftype in STEP_INFO[step][2]:
+                value = self.refs.get(reftype, "CRDS")
+                if value != "CRDS":
+                    p[f"override_{reftype}"] = value
+            if step == "ramp_fit":
+                p["save_opt"] = True
+            elif step in save_at:
+                p["save_results"] = True
+            params[step] = p
+        return params
+
+    def strun(self, output_dir) -> str:
+        """The equivalent command line."""
+        parts = ["strun", "calwebb_detector1", str(self.input), f"--output_dir={output_dir}"]
+        for step, p in self.step_parameters().items():
+            for k, v in p.items():
+                if k == "skip" and not v:
+                    continue
+                parts.append(f"--steps.{step}.{k}={v}")
+        if "ramp_fit" in self.to_run:
+            parts.append("--save_results=True")
+        return " ".join(parts)
+
+
+@dataclass
+class PipelinePlan:
+    runs: list[PipelineRun] = field(default_factory=list)
+    reused: list[tuple[str, Path]] = field(default_factory=list)
+    products: dict = field(default_factory=dict)   # (reflabel, cmdID, label) -> dict of paths
+    naive_runs: int = 0
+    ssbdir: Path | None = None
+
+    def products_table(self) -> Table:
+        rows = []
+        for (label, cmd, img), p in sorted(self.products.items()):
+            rows.append((label, cmd, img, str(p["product"]), str(p.get("rateints", "")),
+                         str(p.get("fitopt", ""))))
+        return Table(rows=rows or None,
+                     names=("reflabel", "cmdID", "label", "product", "rateints", "fitopt"),
+                     dtype=(str, str, str, str, str, str))
+
+
+def _exposure_root(basename: str, pattern: str | None) -> str:
+    if pattern:
+        m = re.search(pattern, basename)
+        if m and m.groups() and m.group(1):
+            return m.group(1)
+    for suffix in ("_uncal.fits", ".fits"):
+        if basename.endswith(suffix):
+            return basename[: -len(suffix)]
+    return basename
+
+
+def _tag(level: Level, instrument: str, global_refs: dict) -> str:
+    order = step_order(instrument)
+    last = level.steps[-1]
+    canonical = tuple(s for s in order[: order.index(last) + 1]
+                      if spec_name(s) in SPEC_STEPS and s not in NOT_IN_SHORTHAND)
+    if level.steps == canonical:
+        tag = spec_name(last)
+    else:
+        tag = "steps-" + "-".join(STEP_INFO[s][1][2:].lower() for s in level.steps)
+    specific = {k: v for k, v in level.refs if global_refs.get(k) != v}
+    if specific:
+        text = "|".join(f"{k}={v}" for k, v in sorted(specific.items()))
+        tag += "_r" + hashlib.sha1(text.encode()).hexdigest()[:6]
+    return tag
+
+
+def _companions(root, tag, ssbdir) -> dict:
+    if tag == "rate":
+        return {"rateints": ssbdir / f"{root}_rateints.fits",
+                "fitopt": ssbdir / f"{root}_fitopt.fits"}
+    return {"rateints": ssbdir / f"{root}_{tag}_rateints.fits",
+            "fitopt": ssbdir / f"{root}_{tag}_fitopt.fits"}
+
+
+_HEADER_CACHE: dict = {}
+
+
+def _header(path) -> dict:
+    key = (str(path), os.path.getmtime(path))
+    if key not in _HEADER_CACHE:
+        _HEADER_CACHE[key] = dict(fits.getheader(path, 0))
+    return _HEADER_CACHE[key]
+
+
+def product_state(path, instrument: str) -> Product:
+    """The steps a file has had: JRSTEPS when jwst_reffiles made it, else its S_* keywords.
+
+    For files made elsewhere the COMPLETE steps count; group_scale also counts
+    when SKIPPED because there was nothing to scale (FRMDIVSR = NFRAMES).
+    """
+    hdr = _header(path)
+    if JRSTEPS in hdr:
+        steps = tuple(s for s in str(hdr[JRSTEPS]).split(",") if s)
+    else:
+        done = {s for s in step_order(instrument)
+                if str(hdr.get(STEP_INFO[s][1], "")).upper() == "COMPLETE"}
+        if (done and str(hdr.get("S_GRPSCL", "")).upper() == "SKIPPED"
+                and hdr.get("FRMDIVSR", hdr.get("NFRAMES")) == hdr.get("NFRAMES")):
+            done.add("group_scale")
+        steps = tuple(s for s in step_order(instrument) if s in done)
+    return Product(path=Path(path), steps=steps, header=hdr)
+
+
+def _find_products(root: str, dirs, instrument: str, exclude: Path) -> list[Product]:
+    found, seen = [], set()
+    for d in dirs:
+        if not d or not Path(d).is_dir():
+            continue
+        for p in sorted(Path(d).glob(f"{glob.escape(root)}_*.fits")):
+            real = os.path.realpath(p)
+            if real in seen or real == os.path.realpath(exclude):
+                continue
+            seen.add(real)
+            if p.name.endswith(("_rateints.fits", "_fitopt.fits")):
+                continue
+            try:
+                found.append(product_state(p, instrument))
+            except OSError:
+                continue
+    return found
+
+
+class _RefResolver:
+    """reffile4ssb values -> a file (or N/A, CRDS) for one input file."""
+
+    def __init__(self, global_map: dict, self_refs: dict | None):
+        self.global_map = {normalize_reftype(k): v for k, v in global_map.items()}
+        self.self_refs = self_refs or {}
+        self._matches: dict = {}
+
+    def choices(self, module_map: dict) -> dict:
+        return {**self.global_map, **{normalize_reftype(k): v for k, v in module_map.items()}}
+
+    def resolve(self, reftype, choices, hdr, instrument, where) -> str:
+        value = choices.get(reftype)
+        if value is None:
+            if reftype in ("refpix", "sirskernel") and instrument != "NIRSPEC":
+                return "N/A"
+            if reftype == "superbias" and instrument == "MIRI":
+                return "N/A"
+            value = choices.get("default", "CRDS")
+        if value.upper() in ("CRDS", "N/A"):
+            return value.upper()
+        if value.upper() == "SELF":
+            path = self.self_refs.get(reftype)
+            if path is None:
+                raise PlanError([f"{where}: reffile4ssb gives SELF for {reftype}, but this run "
+                                 f"has no {reftype} reference file of its own yet: make it in "
+                                 f"an earlier run and give its path, or use CRDS"])
+            return str(path)
+        return self._from_pattern(value, reftype, hdr, where)
+
+    def _from_pattern(self, pattern, reftype, hdr, where) -> str:
+        subs = {"detector": str(hdr.get("DETECTOR", "")).lower(),
+                "DETECTOR": str(hdr.get("DETECTOR", "")).upper(),
+                "subarray": str(hdr.get("SUBARRAY", "")).lower(),
+                "SUBARRAY": str(hdr.get("SUBARRAY", "")).upper(),
+                "instrument": str(hdr.get("INSTRUME", "")).lower(),
+                "INSTRUMENT": str(hdr.get("INSTRUME", "")).upper(),
+                "readpatt": str(hdr.get("READPATT", "")).lower(),
+                "READPATT": str(hdr.get("READPATT", "")).upper()}
+        try:
+            expanded = expand_env(pattern.format(**subs))
+        except KeyError as exc:
+            raise PlanError([f"{where}: reffile4ssb for {reftype}: unknown placeholder {exc} in "
+                             f"{pattern!r} (known: {', '.join(sorted(subs))})"]) from None
+        key = (expanded, reftype, subs["DETECTOR"], subs["SUBARRAY"])
+        if key in self._matches:
+            return self._matches[key]
+        matches = sorted(glob.glob(expanded)) if set("*?[") & set(expanded) else (
+            [expanded] if Path(expanded).is_file() else [])
+        if not matches:
+            raise PlanError([f"{where}: reffile4ssb for {reftype}: {expanded!r} matches no file"])
+        if len(matches) > 1:
+            def score(path):
+                h = _header(path)
+                if str(h.get("REFTYPE", reftype)).lower() != reftype:
+                    return None
+                if str(h.get("DETECTOR", subs["DETECTOR"])).upper() != subs["DETECTOR"]:
+                    return None
+                sub = str(h.get("SUBARRAY", "FULL")).upper()
+                if sub == subs["SUBARRAY"]:
+                    return 2
+                return 1 if sub in ("FULL", "GENERIC") else None
+            scored = [(score(m), m) for m in matches]
+            scored = [(s, m) for s, m in scored if s is not None]
+            best = max((s for s, _ in scored), default=None)
+            matches = [m for s, m in scored if s == best]
+            if len(matches) != 1:
+                raise PlanError([f"{where}: reffile4ssb for {reftype}: {expanded!r} gives "
+                                 f"{len(matches)} files for {subs['DETECTOR']} "
+                                 f"{subs['SUBARRAY']} ({', '.join(matches[:5])}); make the "
+                                 f"pattern select one"])
+        self._matches[key] = str(Path(matches[0]).absolute())
+        return self._matches[key]
+
+
+def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
+    """Plan the pipeline runs for the groups of a stage-1 result."""
+    cfg, layout, table = s1.config, s1.layout, s1.catalog.table
+    ssbdir = Path(layout.ssbdir)
+    search = [ssbdir] + [Path(d) for d in cfg["output"]["pipeline_prod_search_dir"]]
+    pattern = cfg["inputfiles"].get("basenamepattern")
+    resolver = _RefResolver(cfg["reffile4ssb"], self_refs)
+    plan = PipelinePlan(ssbdir=ssbdir)
+    problems = []
+    needs: dict[int, dict[Level, list]] = {}
+    rows = {int(r["fileID"]): r for r in table}
+    global_refs: dict[int, dict] = {}
+    for label in s1.reflabels:
+        sec = cfg.module(label)
+        choices = resolver.choices(sec.get("reffile4ssb", {}))
+        for grp in s1.groupings[label].groups:
+            for m in grp.members:
+                row = rows[m.fileID]
+                inst = str(row["INSTRUME"]).upper()
+                hdr = _header(row["filename"])
+                where = f"{label} ({m.basename})"
+                try:
+                    steps = resolve_steps(sec["ssbsteps"], inst)
+                    refs = {}
+                    for step in steps:
+                        for rt in STEP_INFO[step][2]:
+                            refs[rt] = resolver.resolve(rt, choices, hdr, inst,
+                                                        f"{where}: step {spec_name(step)}")
+                    if m.fileID not in global_refs:
+                        gl = resolver.choices({})
+                        global_refs[m.fileID] = {}
+                        for step in step_order(inst):
+                            for rt in STEP_INFO[step][2]:
+                                try:
+                                    global_refs[m.fileID][rt] = resolver.resolve(rt, gl, hdr, inst, where)
+                                except PlanError:
+                                    global_refs[m.fileID][rt] = None
+                except (SsbStepsError, PlanError) as exc:
+                    msg = str(exc) if isinstance(exc, SsbStepsError) else exc.problems[0]
+                    if msg not in problems:
+                        problems.append(msg if isinstance(exc, PlanError) else f"{where}: {msg}")
+                    continue
+                level = Level(steps=steps, refs=tuple(sorted(refs.items())))
+                needs.setdefault(m.fileID, {}).setdefault(level, []).append(
+                    (label, grp.cmdID, m.label))
+    if problems:
+        raise PlanError(problems)
+
+    for fid in sorted(needs):
+        row = rows[fid]
+        inst = str(row["INSTRUME"]).upper()
+        source = Path(str(row["filename"]))
+        root = _exposure_root(source.name, pattern)
+        found = _find_products(root, search, inst, exclude=source)
+        start_candidates = [product_state(source, inst)] + [p for p in found if "ramp_fit" not in p.steps]
+        todo = []
+        for level, consumers in needs[fid].items():
+            if level.steps:
+                plan.naive_runs += len(consumers)
+            if not level.steps:
+                for c in consumers:
+                    plan.products[c] = {"product": source}
+                continue
+            tag = _tag(level, inst, global_refs[fid])
+            exact = [p for p in found if p.steps == level.steps and p.matches_refs(level)
+                     and (not level.terminal or all(
+                         v.exists() for v in _companions(root, tag, p.path.parent).values()))]
+            if exact:
+                best = exact[0]
+                paths = {"product": best.path}
+                if level.terminal:
+                    paths.update(_companions(root, tag, best.path.parent))
+                for c in consumers:
+                    plan.products[c] = paths
+                plan.reused.append((root, best.path))
+                continue
+            todo.append(level)
+        chains: list[list[Level]] = []
+        for level in sorted(todo, key=lambda lv: -len(lv.steps)):
+            for chain in chains:
+                if level.is_prefix_of(chain[0]):
+                    chain.append(level)
+                    break
+            else:
+                chains.append([level])
+        for chain in chains:
+            top, shortest = chain[0], min(chain, key=lambda lv: len(lv.steps))
+            usable = [p for p in start_candidates
+                      if shortest.steps[:len(p.steps)] == p.steps and p.matches_refs(
+                          Level(p.steps, tuple((k, v) for k, v in top.refs
+                                               if any(k in STEP_INFO[s][2] for s in p.steps))))]
+            start = max(usable, key=lambda p: len(p.steps))
+            saves = []
+            for level in sorted(chain, key=lambda lv: len(lv.steps)):
+                tag = _tag(level, inst, global_refs[fid])
+                dest = ssbdir / f"{root}_{tag}.fits"
+                comp = _companions(root, tag, ssbdir) if level.terminal else {}
+                saves.append(SavePoint(level=level, step=level.steps[-1], dest=dest,
+                                       companions=comp))
+                for c in needs[fid][level]:
+                    plan.products[c] = {"product": dest, **comp}
+            run = PipelineRun(fileID=fid, root=root, instrument=inst, input=start.path,
+                              done=start.steps, steps=top.steps, refs=dict(top.refs),
+                              saves=saves,
+                              consumers=[c for lv in chain for c in needs[fid][lv]])
+            plan.runs.append(run)
+    return plan
+
+
+def format_pipeline_plan(plan: PipelinePlan) -> str:
+    lines = [f"Pipeline (calwebb_detector1, products in {plan.ssbdir}): {len(plan.runs)} "
+             f"run{'s' * (len(plan.runs) != 1)}, {len(plan.reused)} product"
+             f"{'s' * (len(plan.reused) != 1)} reused; {plan.naive_runs} runs without "
+             f"deduplication"]
+    for run in plan.runs:
+        saved = ", ".join(s.dest.name for s in run.saves)
+        lines.append(f"  {run.root}: {len(run.done)} step(s) done, run "
+                     f"{', '.join(spec_name(s) for s in run.to_run)}; saves {saved}"
+                     + ("" if run.offline else " (reference files from CRDS)"))
+        lines.append(f"    {run.strun(plan.ssbdir)}")
+    for root, path in plan.reused:
+        lines.append(f"  {root}: reuses {path}")
+    return "\n".join(lines)

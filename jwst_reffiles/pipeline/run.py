@@ -1,0 +1,142 @@
+"""Execute planned pipeline runs: each in a process of its own.
+
+A run is a separate Python process (``python -m jwst_reffiles.pipeline.worker``),
+so a crash, a memory blow-up or a kill takes down that file only.  Up to
+``jobs`` processes run at once.  With ``ssblogFlag`` / ``ssberrorlogFlag`` the
+process's stdout / stderr are kept as ``<product>.log.txt`` / ``<product>.err.txt``
+next to the deepest product; otherwise the tail of stderr is kept in the
+outcome of a failed run.  Runs whose reference files all come from files (no
+CRDS) get an offline CRDS environment, so nothing reaches for the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from astropy.table import Table
+
+from .offline import offline_environment
+from .plan import PipelinePlan, PipelineRun
+from .steps import spec_name
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunOutcome", "execute_plan", "default_jobs", "outcomes_table"]
+
+
+@dataclass
+class RunOutcome:
+    run: PipelineRun
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def default_jobs(per_job_gib: float = 4.0) -> int:
+    """Processes to run at once: the cores, as far as memory allows."""
+    cores = os.cpu_count() or 1
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return cores
+    return max(1, min(cores, int(mem_gib // per_job_gib)))
+
+
+def _task(run: PipelineRun, workdir: Path) -> dict:
+    return {
+        "input": str(run.input),
+        "workdir": str(workdir),
+        "steps": run.step_parameters(),
+        "save_results": "ramp_fit" in run.to_run,
+        "saves": [{"step": s.step, "dest": str(s.dest), "jrsteps": ",".join(s.level.steps),
+                   "companions": {k: str(v) for k, v in s.companions.items()}}
+                  for s in run.saves],
+    }
+
+
+def _execute_one(run: PipelineRun, ssbdir: Path, offline_env: dict, logflag: bool,
+                 errflag: bool) -> RunOutcome:
+    t0 = time.perf_counter()
+    try:
+        return _launch(run, ssbdir, offline_env, logflag, errflag, t0)
+    except Exception as exc:       # e.g. an unwritable ssbdir: recorded for this run
+        return RunOutcome(run, False, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+
+
+def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
+    ssbdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".run-{run.root}-", dir=ssbdir))
+    try:
+        task_path = workdir / "task.json"
+        task_path.write_text(json.dumps(_task(run, workdir)))
+        env = dict(os.environ)
+        if run.offline:
+            env.update(offline_env)
+        deepest = run.deepest
+        out_path = (deepest.with_name(deepest.name[:-5] + ".log.txt") if logflag
+                    else workdir / "stdout.txt")
+        err_path = (deepest.with_name(deepest.name[:-5] + ".err.txt") if errflag
+                    else workdir / "stderr.txt")
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.run([sys.executable, "-m", "jwst_reffiles.pipeline.worker",
+                                   str(task_path)], stdout=out, stderr=err, env=env,
+                                  stdin=subprocess.DEVNULL)
+        result_path = workdir / "result.json"
+        result = json.loads(result_path.read_text()) if result_path.exists() else None
+        if proc.returncode == 0 and result and result.get("ok"):
+            return RunOutcome(run, True, time.perf_counter() - t0)
+        if result and not result.get("ok"):
+            error = result["error"]
+        else:
+            tail = err_path.read_text().strip().splitlines()[-5:] if err_path.exists() else []
+            error = (f"the pipeline process ended with status {proc.returncode}"
+                     + (": " + " | ".join(tail) if tail else ""))
+        if errflag:
+            error += f" (stderr: {err_path})"
+        return RunOutcome(run, False, time.perf_counter() - t0, error)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def execute_plan(plan: PipelinePlan, crds_dir, jobs: int | None = None,
+                 ssblogFlag: bool = False, ssberrorlogFlag: bool = False,
+                 progress=None) -> list[RunOutcome]:
+    """Run every planned pipeline call; return the outcomes (never raises for a run)."""
+    if not plan.runs:
+        return []
+    jobs = jobs or default_jobs()
+    offline_env = offline_environment(crds_dir)       # made once, before any run starts
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_execute_one, run, plan.ssbdir, offline_env, ssblogFlag,
+                               ssberrorlogFlag): run for run in plan.runs}
+        for n, fut in enumerate(as_completed(futures), 1):
+            outcome = fut.result()
+            outcomes.append(outcome)
+            status = "done" if outcome.ok else f"FAILED: {outcome.error}"
+            log.info("[%d/%d] pipeline %s (%s): %s in %.1f s", n, len(futures),
+                     outcome.run.root, ", ".join(spec_name(s) for s in outcome.run.to_run),
+                     status, outcome.seconds)
+            if progress:
+                progress(n, len(futures), outcome)
+    order = {id(r): i for i, r in enumerate(plan.runs)}
+    return sorted(outcomes, key=lambda o: order[id(o.run)])
+
+
+def outcomes_table(outcomes: list[RunOutcome]) -> Table:
+    rows = [(o.run.root, str(o.run.input), ",".join(spec_name(s) for s in o.run.to_run),
+             ",".join(str(s.dest) for s in o.run.saves), "ok" if o.ok else "failed",
+             round(o.seconds, 2), o.error) for o in outcomes]
+    return Table(rows=rows or None, names=("exposure", "input", "steps_run", "products",
+                                          "status", "seconds", "error"),
+                 dtype=(str, str, str, str, str, float, str))

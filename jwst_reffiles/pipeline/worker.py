@@ -1,0 +1,100 @@
+"""Run one planned calwebb_detector1 call; executed as its own process.
+
+    python -m jwst_reffiles.pipeline.worker TASK.json
+
+The task (written by :mod:`jwst_reffiles.pipeline.run`) gives the input, the
+``steps`` parameters, a work directory and where each product goes.  Products
+are written by the pipeline into the work directory (inside ssbdir, so on the
+same file system), stamped with the steps they have had (JRSTEPS) and renamed
+into place: a product is either complete under its final name or absent.  The
+outcome is written to ``result.json`` in the work directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from astropy.io import fits
+
+JRSTEPS = "JRSTEPS"
+
+
+def _single(workdir: Path, suffix: str) -> Path:
+    matches = sorted(workdir.glob(f"*_{suffix}.fits"))
+    if len(matches) != 1:
+        raise RuntimeError(f"expected one *_{suffix}.fits from the pipeline in {workdir}, "
+                           f"found {[m.name for m in matches]}")
+    return matches[0]
+
+
+def check_steps(header, steps: list[str]) -> None:
+    """The product must have had exactly the requested steps (S_* keywords).
+
+    group_scale may say SKIPPED: it does nothing when FRMDIVSR equals NFRAMES.
+    """
+    from .steps import STEP_INFO
+    problems = []
+    for step, (_, key, _) in STEP_INFO.items():
+        value = str(header.get(key, "")).upper()
+        if step in steps:
+            if value != "COMPLETE" and not (step == "group_scale" and value == "SKIPPED"):
+                problems.append(f"{step} is {value or 'not recorded'}")
+        elif value == "COMPLETE":
+            problems.append(f"{step} ran but was not requested")
+    if problems:
+        raise RuntimeError("the pipeline product does not have the requested steps: "
+                           + "; ".join(problems))
+
+
+def _stamp(src: Path, steps: str, check: bool) -> None:
+    with fits.open(src, mode="update") as hdul:
+        if check:
+            check_steps(hdul[0].header, steps.split(","))
+        hdul[0].header[JRSTEPS] = (steps, "steps applied, recorded by jwst_reffiles")
+
+
+def run_task(task: dict) -> dict:
+    t0 = time.perf_counter()
+    from jwst.pipeline import Detector1Pipeline
+
+    workdir = Path(task["workdir"])
+    Detector1Pipeline.call(task["input"], steps=task["steps"], output_dir=str(workdir),
+                           save_results=task["save_results"])
+    # first check and stamp every product, then rename them all: a run that
+    # fails leaves none of its products behind
+    moves = []
+    for save in task["saves"]:
+        suffix = "rate" if save["step"] == "ramp_fit" else save["step"]
+        src = _single(workdir, suffix)
+        _stamp(src, save["jrsteps"], check=True)
+        moves.append((src, Path(save["dest"])))
+        for kind, dest in save.get("companions", {}).items():
+            src = _single(workdir, kind)
+            _stamp(src, save["jrsteps"], check=False)   # fitopt has no S_RAMP of its own
+            moves.append((src, Path(dest)))
+    for src, dest in moves:
+        os.replace(src, dest)
+    return {"ok": True, "products": [str(d) for _, d in moves],
+            "seconds": time.perf_counter() - t0}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    task_path = Path(argv[0])
+    task = json.loads(task_path.read_text())
+    try:
+        result = run_task(task)
+    except Exception as exc:  # reported to the parent, which records it per file
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc()[-4000:]}
+    (task_path.parent / "result.json").write_text(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
