@@ -22,12 +22,29 @@ from . import __version__
 log = logging.getLogger("jwst_reffiles")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(verbosity: int) -> None:
     """-v: INFO, -vv: DEBUG for jwst_reffiles, -vvv: DEBUG everywhere."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=logging.DEBUG if verbosity >= 3 else logging.WARNING,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", force=True)
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(h)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                                           datefmt="%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
     logging.getLogger("jwst_reffiles").setLevel(level)
 
 

@@ -70,7 +70,8 @@ def test_dry_run_prints_groups_for_every_imtype_and_writes_only_tables(six_four,
         assert f"{n} group" in out.split(f"{label}: reftype")[1].split("\n")[0]
     assert "rdnoise_nircam/rdnoise_nircam_001." in out and ".rdnoise.fits" in out
     rundir = tmp_path / "out" / "001"
-    assert sorted(p.name for p in rundir.iterdir()) == ["groups.ecsv", "inputs.ecsv"]
+    assert sorted(p.name for p in rundir.iterdir()) == ["groups.ecsv", "inputs.ecsv",
+                                                        "ssb_products.ecsv"]
     groups = Table.read(rundir / "groups.ecsv")
     assert set(groups["reflabel"]) == {"rdnoise_nircam", "gain_bryan", "gain_armin", "bpm"}
 
@@ -115,10 +116,13 @@ def test_print_config(capsys):
     assert "max_Delta_MJD" in out and "basenamepattern" in out and out.startswith("#")
 
 
-def test_without_dry_run_stage_1_runs_and_the_rest_is_said_to_be_missing(six_four, tmp_path,
-                                                                          capsys, monkeypatch):
+def test_without_reference_files_and_without_crds_the_runs_fail_clearly(six_four, tmp_path,
+                                                                        capsys, monkeypatch):
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
-    assert cli.main(["bpm", str(six_four)]) == 2
+    monkeypatch.setenv("CRDS_PATH", str(tmp_path / "no_crds_cache"))
+    assert cli.main(["bpm", str(six_four)]) == 1
     err = capsys.readouterr().err
-    assert "not available" in err and "stage 1" in err
+    assert "FAILED" in err and "were to come from CRDS" in err and "reffile4ssb" in err
     assert (tmp_path / "out" / "001" / "inputs.ecsv").exists()
+    runs = Table.read(tmp_path / "out" / "001" / "pipeline_runs.ecsv")
+    assert set(runs["status"]) == {"failed"}

@@ -217,11 +217,17 @@ def _exposure_root(basename: str, pattern: str | None) -> str:
     return basename
 
 
-def _tag(level: Level, instrument: str, global_refs: dict) -> str:
+def group_scale_is_noop(hdr) -> bool:
+    """group_scale changes nothing when FRMDIVSR equals NFRAMES (it then skips itself)."""
+    return hdr.get("FRMDIVSR", hdr.get("NFRAMES")) == hdr.get("NFRAMES")
+
+
+def _tag(level: Level, instrument: str, global_refs: dict, noop: frozenset = frozenset()) -> str:
     order = step_order(instrument)
     last = level.steps[-1]
     canonical = tuple(s for s in order[: order.index(last) + 1]
-                      if spec_name(s) in SPEC_STEPS and s not in NOT_IN_SHORTHAND)
+                      if spec_name(s) in SPEC_STEPS and s not in NOT_IN_SHORTHAND
+                      and s not in noop)
     if level.steps == canonical:
         tag = spec_name(last)
     else:
@@ -254,8 +260,7 @@ def _header(path) -> dict:
 def product_state(path, instrument: str) -> Product:
     """The steps a file has had: JRSTEPS when jwst_reffiles made it, else its S_* keywords.
 
-    For files made elsewhere the COMPLETE steps count; group_scale also counts
-    when SKIPPED because there was nothing to scale (FRMDIVSR = NFRAMES).
+    For files made elsewhere the COMPLETE steps count.
     """
     hdr = _header(path)
     if JRSTEPS in hdr:
@@ -263,9 +268,6 @@ def product_state(path, instrument: str) -> Product:
     else:
         done = {s for s in step_order(instrument)
                 if str(hdr.get(STEP_INFO[s][1], "")).upper() == "COMPLETE"}
-        if (done and str(hdr.get("S_GRPSCL", "")).upper() == "SKIPPED"
-                and hdr.get("FRMDIVSR", hdr.get("NFRAMES")) == hdr.get("NFRAMES")):
-            done.add("group_scale")
         steps = tuple(s for s in step_order(instrument) if s in done)
     return Product(path=Path(path), steps=steps, header=hdr)
 
@@ -387,6 +389,10 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
                 where = f"{label} ({m.basename})"
                 try:
                     steps = resolve_steps(sec["ssbsteps"], inst)
+                    if group_scale_is_noop(hdr):
+                        # it would skip itself: leaving it out lets "dq_init" and
+                        # "jump-" share one run
+                        steps = tuple(s for s in steps if s != "group_scale")
                     refs = {}
                     for step in steps:
                         for rt in STEP_INFO[step][2]:
@@ -417,6 +423,7 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
         inst = str(row["INSTRUME"]).upper()
         source = Path(str(row["filename"]))
         root = _exposure_root(source.name, pattern)
+        noop = frozenset({"group_scale"}) if group_scale_is_noop(_header(source)) else frozenset()
         found = _find_products(root, search, inst, exclude=source)
         start_candidates = [product_state(source, inst)] + [p for p in found if "ramp_fit" not in p.steps]
         todo = []
@@ -427,7 +434,7 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
                 for c in consumers:
                     plan.products[c] = {"product": source}
                 continue
-            tag = _tag(level, inst, global_refs[fid])
+            tag = _tag(level, inst, global_refs[fid], noop)
             exact = [p for p in found if p.steps == level.steps and p.matches_refs(level)
                      and (not level.terminal or all(
                          v.exists() for v in _companions(root, tag, p.path.parent).values()))]
@@ -458,7 +465,7 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
             start = max(usable, key=lambda p: len(p.steps))
             saves = []
             for level in sorted(chain, key=lambda lv: len(lv.steps)):
-                tag = _tag(level, inst, global_refs[fid])
+                tag = _tag(level, inst, global_refs[fid], noop)
                 dest = ssbdir / f"{root}_{tag}.fits"
                 comp = _companions(root, tag, ssbdir) if level.terminal else {}
                 saves.append(SavePoint(level=level, step=level.steps[-1], dest=dest,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,10 +98,19 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
             return RunOutcome(run, True, time.perf_counter() - t0)
         if result and not result.get("ok"):
             error = result["error"]
+            log_text = err_path.read_text() if err_path.exists() else ""
+            steps = re.findall(r"Step (\w+) running", log_text)
+            if steps and steps[-1] != "Detector1Pipeline":
+                error = f"in step {steps[-1]}: {error}"
         else:
             tail = err_path.read_text().strip().splitlines()[-5:] if err_path.exists() else []
             error = (f"the pipeline process ended with status {proc.returncode}"
                      + (": " + " | ".join(tail) if tail else ""))
+        if not run.offline:
+            crds = sorted(k for k, v in run.refs.items() if v == "CRDS")
+            error += (f" [reference files for {', '.join(crds)} were to come from CRDS: without "
+                      f"a CRDS server or a populated CRDS cache, give them as files in the "
+                      f"reffile4ssb section of the configuration]")
         if errflag:
             error += f" (stderr: {err_path})"
         return RunOutcome(run, False, time.perf_counter() - t0, error)

@@ -33,16 +33,13 @@ def _single(workdir: Path, suffix: str) -> Path:
 
 
 def check_steps(header, steps: list[str]) -> None:
-    """The product must have had exactly the requested steps (S_* keywords).
-
-    group_scale may say SKIPPED: it does nothing when FRMDIVSR equals NFRAMES.
-    """
+    """The product must have had exactly the requested steps (S_* keywords)."""
     from .steps import STEP_INFO
     problems = []
     for step, (_, key, _) in STEP_INFO.items():
         value = str(header.get(key, "")).upper()
         if step in steps:
-            if value != "COMPLETE" and not (step == "group_scale" and value == "SKIPPED"):
+            if value != "COMPLETE":
                 problems.append(f"{step} is {value or 'not recorded'}")
         elif value == "COMPLETE":
             problems.append(f"{step} ran but was not requested")
