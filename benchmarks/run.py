@@ -78,13 +78,84 @@ def bench_full_frame_exposure(outdir: Path, repeat: int) -> dict:
     }
 
 
+def bench_pipeline_dedupe(outdir: Path, repeat: int) -> dict:
+    """calwebb_detector1 offline on simulated darks, deduplicated vs one run per module.
+
+    Realistic configuration: readnoise on dq_init, dark on jump-, bad pixels on
+    rate-.  Baseline (same run): each module planned on its own, as a tool
+    without deduplication would, into a separate ssb directory.
+    """
+    import textwrap
+
+    from jwst_reffiles.config import load_config
+    from jwst_reffiles.simulate import simulate_dataset
+    from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
+
+    work = outdir / "pipeline"
+    shutil.rmtree(work, ignore_errors=True)
+    sub = simulate_dataset(work / "sub160", subarray="SUB160", ngroups=10, nints=2,
+                           ndarks=2, nflats=0, seed=1)
+    full = simulate_dataset(work / "full", subarray="FULL", ngroups=10, nints=1, ndarks=1,
+                            nflats=0, seed=1, truth=sub.truth, start="2026-02-01T00:00:00")
+    modules = {"rn": "dq_init", "dk": "jump-", "bp": "rate-"}
+
+    def cfg(run_id, ssb):
+        text = textwrap.dedent(f"""
+            reflabels: [rn, dk, bp]
+            reftypes: [readnoise, dark, bpm]
+            output: {{outrootdir: {work / 'out'}, runID: {run_id}, ssbdir: {ssb}}}
+            reffile4ssb: {{default: '{sub.outdir / 'reffiles'}/*.fits',
+                          dark: '{work}/*/reffiles/*_dark_*.fits'}}
+            """) + "".join(f"{k}: {{reftype: {'readnoise' if k == 'rn' else 'dark' if k == 'dk' else 'bpm'}, "
+                           f"imtypes: D, ssbsteps: '{v}'}}\n" for k, v in modules.items())
+        path = work / f"cfg{run_id}.yaml"
+        path.write_text(text)
+        return load_config(path)
+
+    inputs = [str(p) for p in sub.files() + full.files()]
+    t0 = time.perf_counter()
+    s1 = organise_inputs(cfg(1, work / "ssb_dedupe"), "rn,dk,bp", inputs)
+    plan, outcomes = calibrate_inputs(s1, jobs=1)
+    t_dedupe = time.perf_counter() - t0
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    per_file = {o.run.root: round(o.seconds, 1) for o in outcomes}
+    t0 = time.perf_counter()
+    naive_runs = 0
+    for k, label in enumerate(modules, 2):
+        s1n = organise_inputs(cfg(k, work / f"ssb_naive_{label}"), label, inputs)
+        plan_n, out_n = calibrate_inputs(s1n, jobs=1)
+        assert all(o.ok for o in out_n), [o.error for o in out_n]
+        naive_runs += len(out_n)
+    t_naive = time.perf_counter() - t0
+    sub_times = [v for k, v in per_file.items() if k in {p.name[:-11] for p in sub.files()}]
+    full_times = [v for k, v in per_file.items() if k in {p.name[:-11] for p in full.files()}]
+    return {
+        "benchmark": "calwebb_detector1 offline, modules rn (dq_init), dk (jump-), bp (rate-), "
+                     "2 SUB160 darks (2 ints x 10 groups) + 1 FULL dark (1 int x 10 groups), 1 job",
+        "runs_deduplicated": len(plan.runs),
+        "runs_without_dedupe": naive_runs,
+        "runs_saved": naive_runs - len(plan.runs),
+        "pipeline_s_per_SUB160_file": sub_times,
+        "pipeline_s_per_FULL_file": full_times,
+        "total_s_deduplicated": round(t_dedupe, 1),
+        "total_s_without_dedupe": round(t_naive, 1),
+        "ratio_without_vs_with_dedupe": round(t_naive / t_dedupe, 2),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--outdir", type=Path, default=Path("bench_output"))
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", choices=["simulate", "pipeline"], help="run one benchmark")
     args = p.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
-    results = [bench_full_frame_exposure(args.outdir, args.repeat)]
+    p_only = args.only
+    results = []
+    if p_only in (None, "simulate"):
+        results.append(bench_full_frame_exposure(args.outdir, args.repeat))
+    if p_only in (None, "pipeline"):
+        results.append(bench_pipeline_dedupe(args.outdir, args.repeat))
     for r in results:
         print(r["benchmark"])
         for k, v in r.items():

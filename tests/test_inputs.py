@@ -52,6 +52,13 @@ def test_files_from_globs_directories_lists_and_duplicates(ground, tmp_path):
     assert all(f.name.endswith("_uncal.fits") for f in files)
 
 
+def test_two_different_files_with_one_name_are_refused(ground, tmp_path):
+    copy = tmp_path / ground.files()[0].name
+    copy.write_bytes(ground.files()[0].read_bytes())
+    with pytest.raises(InputError, match="2 different input files are called"):
+        collect_files([str(ground.files()[0]), str(copy)])
+
+
 def test_paths_that_give_no_file_are_all_named(tmp_path):
     with pytest.raises(InputError) as err:
         collect_files([str(tmp_path / "nothing*.fits"), str(tmp_path / "missing.fits"),

@@ -101,8 +101,16 @@ def collect_files(items, basenamepattern: str | None = None) -> tuple[list[Path]
                 notes.append(f"{c}: same file as {seen[key]}, used once")
                 continue
             seen[key] = c.absolute()
+    by_name: dict[str, list[Path]] = {}
+    for p in seen.values():
+        by_name.setdefault(p.name, []).append(p)
+    for name, paths in sorted(by_name.items()):
+        if len(paths) > 1:
+            problems.append(f"{len(paths)} different input files are called {name} "
+                            f"({', '.join(str(p.parent) for p in paths)}): pipeline products "
+                            f"are named after the exposure, so input names must be unique")
     if problems:
-        raise InputError(problems, "input paths that give no file")
+        raise InputError(problems, "input paths that give no file or clashing files")
     return sorted(seen.values(), key=lambda p: p.name), notes
 
 

@@ -342,6 +342,7 @@ class _RefResolver:
             [expanded] if Path(expanded).is_file() else [])
         if not matches:
             raise PlanError([f"{where}: reffile4ssb for {reftype}: {expanded!r} matches no file"])
+        n_all = len(matches)
         if len(matches) > 1:
             def score(path):
                 h = _header(path)
@@ -357,6 +358,10 @@ class _RefResolver:
             scored = [(s, m) for s, m in scored if s is not None]
             best = max((s for s, _ in scored), default=None)
             matches = [m for s, m in scored if s == best]
+            if not matches:
+                raise PlanError([f"{where}: reffile4ssb for {reftype}: none of the {n_all} "
+                                 f"files {expanded!r} matches is a {reftype} reference file "
+                                 f"for {subs['DETECTOR']} {subs['SUBARRAY']} (or FULL)"])
             if len(matches) != 1:
                 raise PlanError([f"{where}: reffile4ssb for {reftype}: {expanded!r} gives "
                                  f"{len(matches)} files for {subs['DETECTOR']} "
