@@ -114,3 +114,84 @@ def set_reference_meta(model, *, reftype: str, instrument: str, detector: str,
     if history:
         for line in [history] if isinstance(history, str) else history:
             model.add_history_entry(line)
+
+
+# --------------------------------------------------------------------------
+# the one reference-file writer used by every algorithm
+# --------------------------------------------------------------------------
+
+class _Sub:
+    def __init__(self, name, xstart, ystart, xsize, ysize):
+        self.name, self.xstart, self.ystart, self.xsize, self.ysize = (
+            name, xstart, ystart, xsize, ysize)
+
+
+def crds_info_from_file(filename, subarray: str | None = None, readpatt: str | None = None,
+                        shape: tuple[int, int] | None = None) -> dict:
+    """CRDS selection metadata from one input file's primary header.
+
+    Returns instrument, detector, subarray (name, xstart, ystart, xsize, ysize),
+    readpatt, fastaxis, slowaxis.  ``subarray``/``readpatt`` given by the caller
+    win over the header (as the predecessor's ``subarray``/``readpatt``
+    arguments did); the subarray's corner and size always come from the header,
+    so a subarray is never recorded as FULL.  ``shape`` (ny, nx) is used when
+    the header has no SUBSIZE keywords.
+    """
+    from astropy.io import fits
+
+    hdr = fits.getheader(filename, 0)
+    missing = [k for k in ("INSTRUME", "DETECTOR") if k not in hdr]
+    if missing:
+        raise ValueError(f"{filename}: keyword(s) {', '.join(missing)} missing: cannot "
+                         f"describe the reference file for CRDS")
+    ysize = hdr.get("SUBSIZE2", shape[0] if shape else None)
+    xsize = hdr.get("SUBSIZE1", shape[1] if shape else None)
+    sub = _Sub(subarray or hdr.get("SUBARRAY", "GENERIC"), int(hdr.get("SUBSTRT1", 1)),
+               int(hdr.get("SUBSTRT2", 1)), xsize, ysize)
+    return {"instrument": hdr["INSTRUME"], "detector": hdr["DETECTOR"], "subarray": sub,
+            "readpatt": readpatt or hdr.get("READPATT", "ANY"),
+            "fastaxis": int(hdr.get("FASTAXIS", -1)), "slowaxis": int(hdr.get("SLOWAXIS", 2))}
+
+
+def save_reference(model, output_file, *, reftype: str, input_files=(), info: dict | None = None,
+                   author: str = "jwst_reffiles", description: str = "",
+                   pedigree: str = "GROUND", useafter: str = "2022-01-01T00:00:00",
+                   history: str | list[str] = "", exposure_type: str | None = None) -> Path:
+    """Fill the CRDS metadata of ``model``, validate it and save it atomically.
+
+    ``info`` is what :func:`crds_info_from_file` returns (taken from the first
+    input file when omitted).  The names of all input files go into HISTORY.
+    ``output_file`` must be given: nothing is ever written to a default place.
+    """
+    if output_file is None or str(output_file).strip() == "":
+        raise ValueError(f"no output file given for the {reftype} reference file")
+    input_files = [str(f) for f in input_files]
+    if info is None:
+        if not input_files:
+            raise ValueError("either info or input_files must be given")
+        info = crds_info_from_file(input_files[0])
+    lines = [history] if isinstance(history, str) else list(history)
+    lines = [h for h in lines if h]
+    if input_files:
+        lines.append(f"Made by jwst_reffiles from {len(input_files)} file(s): "
+                     + ", ".join(os.path.basename(f) for f in input_files))
+    sub = info["subarray"]
+    if getattr(sub, "xsize", None) is None:
+        sub = None
+    set_reference_meta(model, reftype=reftype, instrument=info["instrument"],
+                       detector=info["detector"], author=author,
+                       description=description or f"{reftype} reference file",
+                       pedigree=pedigree, useafter=useafter, subarray=sub,
+                       history=lines, exposure_type=exposure_type,
+                       readpatt=info.get("readpatt") if _has_exposure(model) else None,
+                       fastaxis=info.get("fastaxis", -1), slowaxis=info.get("slowaxis", 2))
+    model.validate()
+    return atomic_save(model, output_file)
+
+
+def _has_exposure(model) -> bool:
+    try:
+        model.meta.exposure
+        return True
+    except AttributeError:
+        return False

@@ -84,17 +84,8 @@ class DetectorGeometry:
 
     def reference_pixel_mask(self) -> np.ndarray:
         """Boolean full-frame map, True on reference pixels."""
-        mask = np.zeros(self.shape, dtype=bool)
-        r = self.refpix
-        if r["bottom"]:
-            mask[: r["bottom"], :] = True
-        if r["top"]:
-            mask[self.ny - r["top"]:, :] = True
-        if r["left"]:
-            mask[:, : r["left"]] = True
-        if r["right"]:
-            mask[:, self.nx - r["right"]:] = True
-        return mask
+        from ..detectors import reference_pixel_mask
+        return reference_pixel_mask(self.instrument, 1, 1, self.nx, self.ny)
 
     def amplifier_map(self, xstart: int = 1, xsize: int | None = None,
                       noutputs: int | None = None) -> np.ndarray:

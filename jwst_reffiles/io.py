@@ -1,0 +1,123 @@
+"""Reading ramps from FITS files a block of rows at a time.
+
+Uncalibrated (uint16, scaled) and calibrated (float32) ramps are read through
+astropy's ``section``, which reads only the requested part from disk and
+applies any scaling: memory is set by the block, not by the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+__all__ = ["RampFile", "CDSSource", "cds_differences"]
+
+
+class RampFile:
+    """A 4-D ramp (nints, ngroups, ny, nx) in the SCI extension of a FITS file."""
+
+    def __init__(self, path, extension: str = "SCI"):
+        self.path = Path(path)
+        try:
+            # unscaled + memmap: a section reads just its bytes; BZERO/BSCALE
+            # (uint16 raw data) are applied to the block here
+            self._hdul = fits.open(self.path, memmap=True, do_not_scale_image_data=True)
+            hdu = self._hdul[extension]
+            self._bscale = float(hdu.header.get("BSCALE", 1.0))
+            self._bzero = float(hdu.header.get("BZERO", 0.0))
+        except (OSError, KeyError, IndexError) as exc:
+            raise ValueError(f"{self.path}: cannot read the {extension} extension ({exc})") from None
+        shape = hdu.shape
+        if len(shape) == 3:
+            shape = (1,) + tuple(shape)
+        if len(shape) != 4:
+            raise ValueError(f"{self.path}: {extension} must be a ramp (nints, ngroups, ny, nx), "
+                             f"got shape {hdu.shape}")
+        self._hdu = hdu
+        self.ndim_file = len(hdu.shape)
+        self.shape = tuple(int(s) for s in shape)
+
+    def read(self, y0: int = 0, y1: int | None = None, ints=slice(None),
+             groups=slice(None)) -> np.ndarray:
+        """float64 array (nints', ngroups', y1-y0, nx) of the requested part."""
+        y1 = self.shape[2] if y1 is None else y1
+        if self.ndim_file == 3:
+            block = self._hdu.section[groups, y0:y1, :][None]
+            block = block[ints]
+        else:
+            block = self._hdu.section[ints, groups, y0:y1, :]
+        block = np.asarray(block, dtype=np.float64)
+        if self._bscale != 1.0:
+            block *= self._bscale
+        if self._bzero != 0.0:
+            block += self._bzero
+        return block
+
+    def close(self):
+        self._hdul.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> np.ndarray:
+    """Group differences of ramps (nints, ngroups, ...) stacked over integrations.
+
+    independent: (1-0), (3-2), ... every group used once (an odd last group is
+    left out); consecutive: (1-0), (2-1), ...
+    """
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 3:
+        data = data[None]
+    if group_diff_type == "independent":
+        n = data.shape[1] // 2 * 2
+        diffs = data[:, 1:n:2] - data[:, 0:n:2]
+    elif group_diff_type == "consecutive":
+        diffs = data[:, 1:] - data[:, :-1]
+    else:
+        raise ValueError(f"group_diff_type must be 'independent' or 'consecutive', got "
+                         f"{group_diff_type!r}")
+    if diffs.shape[1] == 0:
+        raise ValueError(f"ramps with {data.shape[1]} group(s) give no group difference")
+    return diffs.reshape((-1,) + diffs.shape[2:])
+
+
+class CDSSource:
+    """The group differences of many ramp files as one stack, read a row block at a time."""
+
+    def __init__(self, paths, group_diff_type: str = "independent", columns=slice(None)):
+        self.files = [RampFile(p) for p in paths]
+        if not self.files:
+            raise ValueError("no input files")
+        shapes = {f.shape[2:] for f in self.files}
+        if len(shapes) != 1:
+            raise ValueError("the input ramps have different image sizes: " + ", ".join(
+                f"{f.path.name} {f.shape[2:]}" for f in self.files))
+        self.group_diff_type = group_diff_type
+        self.columns = columns
+        ny, nx = self.files[0].shape[2:]
+        nx = len(range(nx)[columns])
+        n = sum(cds_differences(np.zeros((f.shape[0], f.shape[1], 1, 1)), group_diff_type).shape[0]
+                for f in self.files)
+        self.shape = (n, ny, nx)
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        return np.concatenate([cds_differences(f.read(y0, y1)[..., self.columns],
+                                               self.group_diff_type) for f in self.files])
+
+    def close(self):
+        for f in self.files:
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,0 +1,1 @@
+"""Readnoise reference files (CDS noise from dark ramps)."""

@@ -1,0 +1,160 @@
+"""Sigma-clipped statistics through a stack of images: the one kernel.
+
+Every algorithm that reduces a stack (N images of ny x nx) to per-pixel
+statistics calls :func:`stack_stats` (or the convenience wrappers).  The
+semantics are those of :func:`astropy.stats.sigma_clipped_stats` with
+``axis=0``: non-finite values are ignored; each iteration computes, per pixel,
+the median (centre) and the standard deviation (ddof=0) of the values still in,
+and rejects values strictly below ``median - sigma_lower*std`` or above
+``median + sigma_upper*std``; iterations stop when nothing more is rejected or
+after ``maxiters`` (``None``: until convergence).  Results are the mean, median,
+standard deviation and number of the values that remain.
+
+The stack is processed in blocks of rows so that memory stays under a budget
+whatever N is; the rows come from a *source*: an array, or any object with
+``shape`` (N, ny, nx) and ``read(y0, y1)`` returning the (N, y1-y0, nx) block
+(the file-reading layers provide such sources).  The computation is pure numpy
+and runs in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
+           "image_stats", "DEFAULT_MEMORY_BYTES"]
+
+#: Default working-memory budget of one stack_stats call.
+DEFAULT_MEMORY_BYTES = 512 * 2**20
+
+
+@dataclass
+class StackStats:
+    """Per-pixel results (ny, nx) of :func:`stack_stats`."""
+
+    mean: np.ndarray
+    median: np.ndarray
+    std: np.ndarray
+    count: np.ndarray
+
+
+class ArraySource:
+    """A stack held in memory, as a source for :func:`stack_stats`."""
+
+    def __init__(self, array):
+        array = np.asarray(array)
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3:
+            raise ValueError(f"a stack must be 3-D (N, ny, nx), got shape {array.shape}")
+        self.array = array
+        self.shape = array.shape
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        return self.array[:, y0:y1]
+
+
+def _sorted_median(sorted_vals: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median of each row of ``sorted_vals`` (NaNs sorted last), ``n`` finite per row."""
+    lo = np.clip((n - 1) // 2, 0, None)
+    hi = np.clip(n // 2, 0, None)
+    a = np.take_along_axis(sorted_vals, lo[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(sorted_vals, hi[:, None], axis=1)[:, 0]
+    med = (a + b) / 2
+    med[n == 0] = np.nan
+    return med
+
+
+def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters):
+    """Sigma-clip a (npix, N) float64 block in place (rejected -> NaN); return stats."""
+    block[~np.isfinite(block)] = np.nan
+    iteration = 0
+    while maxiters is None or iteration < maxiters:
+        iteration += 1
+        n = np.count_nonzero(~np.isnan(block), axis=1)
+        srt = np.sort(block, axis=1)
+        med = _sorted_median(srt, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nansum(block, axis=1) / n
+            var = np.nansum((block - mean[:, None]) ** 2, axis=1) / n
+        std = np.sqrt(var)
+        lower = (med - sigma_lower * std)[:, None]
+        upper = (med + sigma_upper * std)[:, None]
+        with np.errstate(invalid="ignore"):
+            reject = (block < lower) | (block > upper)
+        nrej = np.count_nonzero(reject)
+        if nrej == 0:
+            break
+        block[reject] = np.nan
+    n = np.count_nonzero(~np.isnan(block), axis=1)
+    srt = np.sort(block, axis=1)
+    med = _sorted_median(srt, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(block, axis=1) / n
+        std = np.sqrt(np.nansum((block - mean[:, None]) ** 2, axis=1) / n)
+    mean[n == 0] = np.nan
+    std[n == 0] = np.nan
+    return mean, med, std, n
+
+
+def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
+                sigma_lower: float | None = None, sigma_upper: float | None = None,
+                memory_bytes: int = DEFAULT_MEMORY_BYTES) -> StackStats:
+    """Sigma-clipped mean, median, std and count through a stack, per pixel.
+
+    Parameters
+    ----------
+    source : ndarray (N, ny, nx) or (ny, nx), or a source object
+        The stack, or an object with ``shape`` and ``read(y0, y1)``.
+    sigma, sigma_lower, sigma_upper : float
+        Clipping thresholds in standard deviations (lower/upper default to sigma).
+    maxiters : int or None
+        Maximum number of clipping iterations (None: until nothing changes).
+    memory_bytes : int
+        Working-memory budget: rows are processed in blocks that fit it.
+    """
+    if not hasattr(source, "read"):
+        source = ArraySource(source)
+    nstack, ny, nx = source.shape
+    sl = sigma if sigma_lower is None else sigma_lower
+    su = sigma if sigma_upper is None else sigma_upper
+    # float64 block, its sorted copy, the rejection mask and temporaries: ~4x
+    per_row = max(1, nstack) * nx * 8 * 4
+    rows = int(max(1, min(ny, memory_bytes // per_row)))
+    out = {k: np.empty((ny, nx), dtype=np.float64) for k in ("mean", "median", "std")}
+    count = np.empty((ny, nx), dtype=np.int32)
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        data = np.asarray(source.read(y0, y1), dtype=np.float64)
+        block = np.ascontiguousarray(data.reshape(nstack, -1).T)
+        mean, med, std, n = _clip_block(block, sl, su, maxiters)
+        out["mean"][y0:y1] = mean.reshape(y1 - y0, nx)
+        out["median"][y0:y1] = med.reshape(y1 - y0, nx)
+        out["std"][y0:y1] = std.reshape(y1 - y0, nx)
+        count[y0:y1] = n.reshape(y1 - y0, nx)
+    return StackStats(mean=out["mean"], median=out["median"], std=out["std"], count=count)
+
+
+def clipped_mean(stack, sigma: float = 3.0, maxiters: int | None = 3, **kw) -> np.ndarray:
+    """Sigma-clipped mean image through a stack."""
+    return stack_stats(stack, sigma=sigma, maxiters=maxiters, **kw).mean
+
+
+def clipped_std(stack, sigma: float = 3.0, maxiters: int | None = 3, **kw) -> np.ndarray:
+    """Sigma-clipped standard deviation image through a stack."""
+    return stack_stats(stack, sigma=sigma, maxiters=maxiters, **kw).std
+
+
+def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None):
+    """Sigma-clipped (mean, median, std) of all the pixels of one image.
+
+    ``mask`` (True = leave out) and non-finite values are ignored.
+    """
+    values = np.asarray(image, dtype=np.float64).ravel()
+    if mask is not None:
+        values = values[~np.asarray(mask, dtype=bool).ravel()]
+    block = values[None, :].copy()
+    mean, med, std, _ = _clip_block(block, sigma, sigma, maxiters)
+    return float(mean[0]), float(med[0]), float(std[0])

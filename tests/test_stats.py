@@ -1,0 +1,91 @@
+"""The sigma-clipped stack kernel equals astropy's sigma_clipped_stats."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.stats import sigma_clipped_stats
+from astropy.utils.exceptions import AstropyUserWarning
+
+from jwst_reffiles.stats import ArraySource, image_stats, stack_stats
+
+
+def random_stack(seed, n=15, ny=40, nx=30, nan_frac=0.05):
+    rng = np.random.default_rng(seed)
+    stack = rng.normal(100.0, 5.0, (n, ny, nx))
+    # outliers: cosmic-ray-like positive hits and a few negative ones
+    hits = rng.random(stack.shape) < 0.06
+    stack[hits] += rng.uniform(30, 3000, hits.sum())
+    neg = rng.random(stack.shape) < 0.01
+    stack[neg] -= rng.uniform(30, 300, neg.sum())
+    stack[rng.random(stack.shape) < nan_frac] = np.nan
+    stack[0, 0, 0] = np.inf
+    stack[:, 1, 1] = np.nan          # a pixel with no data at all
+    return stack
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("sigma, maxiters", [(3.0, 3), (2.5, 5), (3.0, None), (4.0, 1)])
+def test_equals_astropy(seed, sigma, maxiters):
+    stack = random_stack(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, median, std = sigma_clipped_stats(stack, sigma=sigma, maxiters=maxiters, axis=0)
+    ours = stack_stats(stack, sigma=sigma, maxiters=maxiters)
+    for name, ref in (("mean", mean), ("median", median), ("std", std)):
+        got = getattr(ours, name)
+        np.testing.assert_allclose(got, np.asarray(ref, dtype=float), rtol=1e-12, atol=1e-12,
+                                   equal_nan=True, err_msg=name)
+    assert np.isnan(ours.mean[1, 1]) and ours.count[1, 1] == 0
+
+
+def test_blocks_do_not_change_the_result():
+    stack = random_stack(5, n=9, ny=57, nx=23)
+    whole = stack_stats(stack, memory_bytes=10**9)
+    tiny = stack_stats(stack, memory_bytes=1)              # one row per block
+    for name in ("mean", "median", "std", "count"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(tiny, name))
+
+
+def test_streams_from_a_source_reading_row_blocks():
+    stack = random_stack(7, n=6, ny=20, nx=10)
+    calls = []
+
+    class Source(ArraySource):
+        def read(self, y0, y1):
+            calls.append((y0, y1))
+            return super().read(y0, y1)
+
+    stats = stack_stats(Source(stack), memory_bytes=6 * 10 * 8 * 4 * 3)   # 3 rows a block
+    assert calls[0] == (0, 3) and calls[-1][1] == 20 and len(calls) == 7
+    np.testing.assert_array_equal(stats.mean, stack_stats(stack).mean)
+
+
+def test_even_and_odd_counts_and_asymmetric_sigma():
+    stack = np.array([[1.0], [2.0], [3.0], [4.0], [100.0]])[:, :, None]
+    s = stack_stats(stack, sigma_lower=10, sigma_upper=1.5)
+    assert s.count[0, 0] == 4 and s.median[0, 0] == 2.5 and s.mean[0, 0] == 2.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        ref = sigma_clipped_stats(stack, sigma_lower=10, sigma_upper=1.5, axis=0)
+    assert s.std[0, 0] == pytest.approx(float(ref[2][0, 0]))
+
+
+def test_image_stats_equals_astropy_over_a_whole_image():
+    image = random_stack(3, n=1, ny=200, nx=150)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        ref = sigma_clipped_stats(image, sigma=3.0, maxiters=5)
+    assert image_stats(image, sigma=3.0, maxiters=5) == pytest.approx(ref, rel=1e-12)
+    mask = np.zeros_like(image, dtype=bool)
+    mask[:50] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        ref = sigma_clipped_stats(image[50:], sigma=3.0, maxiters=5)
+    assert image_stats(image, mask=mask) == pytest.approx(ref, rel=1e-12)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="3-D"):
+        stack_stats(np.zeros((2, 2, 2, 2)))
