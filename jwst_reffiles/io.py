@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["RampFile", "CDSSource", "cds_differences"]
+__all__ = ["RampFile", "CDSSource", "GroupSource", "cds_differences"]
 
 
 class RampFile:
@@ -110,6 +110,40 @@ class CDSSource:
     def read(self, y0: int, y1: int) -> np.ndarray:
         return np.concatenate([cds_differences(f.read(y0, y1)[..., self.columns],
                                                self.group_diff_type) for f in self.files])
+
+    def close(self):
+        for f in self.files:
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class GroupSource:
+    """One group (e.g. the 0th) of every integration of many ramp files, as a stack."""
+
+    def __init__(self, paths, group: int = 0):
+        self.files = [RampFile(p) for p in paths]
+        if not self.files:
+            raise ValueError("no input files")
+        sizes = {f.shape[2:] for f in self.files}
+        if len(sizes) != 1:
+            raise ValueError("the input ramps have different image sizes: " + ", ".join(
+                f"{f.path.name} {f.shape[2:]}" for f in self.files))
+        short = [f.path.name for f in self.files if f.shape[1] <= group]
+        if short:
+            raise ValueError(f"group {group} does not exist in {', '.join(short)}")
+        self.group = group
+        ny, nx = self.files[0].shape[2:]
+        self.shape = (sum(f.shape[0] for f in self.files), ny, nx)
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        g = slice(self.group, self.group + 1)
+        return np.concatenate([f.read(y0, y1, groups=g)[:, 0] for f in self.files])
 
     def close(self):
         for f in self.files:

@@ -195,3 +195,16 @@ def _has_exposure(model) -> bool:
         return True
     except AttributeError:
         return False
+
+
+def get_crds_info(filename, subarray=None, readpatt=None):
+    """(instrument, detector, subarray, readpatt, fastaxis, slowaxis, substrt1, substrt2).
+
+    The tuple the documented ``get_crds_info`` functions of the algorithm
+    modules return; 'none' strings count as None.
+    """
+    from .utils import none_check
+    info = crds_info_from_file(filename, none_check(subarray), none_check(readpatt))
+    sub = info["subarray"]
+    return (info["instrument"], info["detector"], sub.name, info["readpatt"],
+            info["fastaxis"], info["slowaxis"], sub.xstart, sub.ystart)

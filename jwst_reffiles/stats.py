@@ -158,3 +158,13 @@ def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None):
     block = values[None, :].copy()
     mean, med, std, _ = _clip_block(block, sigma, sigma, maxiters)
     return float(mean[0]), float(med[0]), float(std[0])
+
+
+def calculate_mean(stack, clipping_sigma=3.0, max_clipping_iters=3):
+    """Sigma-clipped mean image through a 3-D stack (the predecessor's signature)."""
+    return stack_stats(stack, sigma=clipping_sigma, maxiters=max_clipping_iters).mean
+
+
+def calculate_stddev(stack, clipping_sigma=3.0, max_clipping_iters=3):
+    """Sigma-clipped standard deviation image through a 3-D stack (ddof=0)."""
+    return stack_stats(stack, sigma=clipping_sigma, maxiters=max_clipping_iters).std

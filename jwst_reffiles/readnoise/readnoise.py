@@ -30,8 +30,9 @@ from stdatamodels.jwst import datamodels as dm
 
 from ..detectors import reference_pixel_mask
 from ..io import CDSSource, cds_differences
-from ..reffile import crds_info_from_file, save_reference
-from ..stats import image_stats, stack_stats
+from ..reffile import get_crds_info, save_reference
+from ..stats import calculate_mean, calculate_stddev, image_stats, stack_stats
+from ..utils import none_check
 
 log = logging.getLogger(__name__)
 
@@ -41,34 +42,9 @@ __all__ = ["unbiased_variance", "make_readnoise", "make_cds_stack", "readnoise_b
            "wrapper_readnoise_by_slice"]
 
 
-def none_check(value):
-    """A string containing 'none' (any case) becomes None."""
-    if isinstance(value, str) and "none" in value.lower():
-        return None
-    return value
-
-
-def calculate_mean(stack, clipping_sigma=3.0, max_clipping_iters=3):
-    """Sigma-clipped mean image through a 3-D stack."""
-    return stack_stats(stack, sigma=clipping_sigma, maxiters=max_clipping_iters).mean
-
-
-def calculate_stddev(stack, clipping_sigma=3.0, max_clipping_iters=3):
-    """Sigma-clipped standard deviation image through a 3-D stack."""
-    return stack_stats(stack, sigma=clipping_sigma, maxiters=max_clipping_iters).std
-
-
 def make_cds_stack(data, group_diff_type="independent"):
     """Stack of group-difference (CDS) images of ramps (nints, ngroups, y, x)."""
     return cds_differences(data, group_diff_type)
-
-
-def get_crds_info(filename, subarray, readpatt):
-    """(instrument, detector, subarray, readpatt, fastaxis, slowaxis, substrt1, substrt2)."""
-    info = crds_info_from_file(filename, none_check(subarray), none_check(readpatt))
-    sub = info["subarray"]
-    return (info["instrument"], info["detector"], sub.name, info["readpatt"],
-            info["fastaxis"], info["slowaxis"], sub.xstart, sub.ystart)
 
 
 def readnoise_by_ramp(filename, group_diff_type="independent", clipping_sigma=3.0,

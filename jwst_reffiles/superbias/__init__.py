@@ -1,0 +1,1 @@
+"""Superbias reference files."""
