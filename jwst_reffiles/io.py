@@ -88,20 +88,39 @@ def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> n
     return diffs.reshape((-1,) + diffs.shape[2:])
 
 
-class CDSSource:
-    """The group differences of many ramp files as one stack, read a row block at a time."""
+class _RampFiles:
+    """Several ramp files of one image size, opened for row-block reading."""
 
-    def __init__(self, paths, group_diff_type: str = "independent", columns=slice(None)):
+    def __init__(self, paths):
         self.files = [RampFile(p) for p in paths]
         if not self.files:
             raise ValueError("no input files")
-        shapes = {f.shape[2:] for f in self.files}
-        if len(shapes) != 1:
+        sizes = {f.shape[2:] for f in self.files}
+        if len(sizes) != 1:
             raise ValueError("the input ramps have different image sizes: " + ", ".join(
                 f"{f.path.name} {f.shape[2:]}" for f in self.files))
+        self.image_shape = self.files[0].shape[2:]
+
+    def close(self):
+        for f in self.files:
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class CDSSource(_RampFiles):
+    """The group differences of many ramp files as one stack, read a row block at a time."""
+
+    def __init__(self, paths, group_diff_type: str = "independent", columns=slice(None)):
+        super().__init__(paths)
         self.group_diff_type = group_diff_type
         self.columns = columns
-        ny, nx = self.files[0].shape[2:]
+        ny, nx = self.image_shape
         nx = len(range(nx)[columns])
         n = sum(cds_differences(np.zeros((f.shape[0], f.shape[1], 1, 1)), group_diff_type).shape[0]
                 for f in self.files)
@@ -111,47 +130,19 @@ class CDSSource:
         return np.concatenate([cds_differences(f.read(y0, y1)[..., self.columns],
                                                self.group_diff_type) for f in self.files])
 
-    def close(self):
-        for f in self.files:
-            f.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-class GroupSource:
+class GroupSource(_RampFiles):
     """One group (e.g. the 0th) of every integration of many ramp files, as a stack."""
 
     def __init__(self, paths, group: int = 0):
-        self.files = [RampFile(p) for p in paths]
-        if not self.files:
-            raise ValueError("no input files")
-        sizes = {f.shape[2:] for f in self.files}
-        if len(sizes) != 1:
-            raise ValueError("the input ramps have different image sizes: " + ", ".join(
-                f"{f.path.name} {f.shape[2:]}" for f in self.files))
+        super().__init__(paths)
         short = [f.path.name for f in self.files if f.shape[1] <= group]
         if short:
             raise ValueError(f"group {group} does not exist in {', '.join(short)}")
         self.group = group
-        ny, nx = self.files[0].shape[2:]
+        ny, nx = self.image_shape
         self.shape = (sum(f.shape[0] for f in self.files), ny, nx)
 
     def read(self, y0: int, y1: int) -> np.ndarray:
         g = slice(self.group, self.group + 1)
         return np.concatenate([f.read(y0, y1, groups=g)[:, 0] for f in self.files])
-
-    def close(self):
-        for f in self.files:
-            f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
