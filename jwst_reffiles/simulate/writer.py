@@ -275,7 +275,9 @@ def write_detector_truth(truth: DetectorTruth, outdir: Path) -> tuple[Path, Path
 
 def _mask_dq(truth: DetectorTruth) -> np.ndarray:
     dq = np.zeros(truth.geometry.shape, dtype=np.uint32)
-    dq[truth.refpix] = flag_value(["REFERENCE_PIXEL", "DO_NOT_USE"])
+    # REFERENCE_PIXEL only: jwst's refpix step ignores reference pixels that
+    # are also DO_NOT_USE ("no valid reference pixels")
+    dq[truth.refpix] = flag_value("REFERENCE_PIXEL")
     d = truth.defects
     for cls, flags in DEFECT_CLASSES.items():
         sel = d["defect"] == cls

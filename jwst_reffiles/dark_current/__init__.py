@@ -1,0 +1,1 @@
+"""Dark current reference files and bad pixels from darks."""

@@ -1,0 +1,155 @@
+"""Dark reference files from pipeline products recover the injected dark current."""
+
+import textwrap
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from stdatamodels.jwst import datamodels as dm
+
+from jwst_reffiles.config import load_config
+from jwst_reffiles.dark_current.dark_reffile import Dark, first_hit_mask
+from jwst_reffiles.dq import flag_value
+from jwst_reffiles.simulate import default_parameters, simulate_dataset
+from jwst_reffiles.simulate.ramps import frame_read_times
+from jwst_reffiles.simulate.detectors import get_readout_pattern
+from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
+
+NIR_NO_DARK = "dq_init, saturation, superbias, refpix, linearity, jump"
+
+
+@pytest.fixture(scope="module")
+def jump_products(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dark")
+    par = default_parameters("NIRCAM").with_overrides(
+        dark_current_mean=60.0, dark_current_sigma=10.0, cosmic_ray_flux=50.0)
+    sim = simulate_dataset(tmp / "sim", subarray="SUB160", ngroups=10, nints=2, ndarks=4,
+                           nflats=0, seed=12, truth_parameters=par)
+    cfg = tmp / "main.cfg"
+    cfg.write_text(textwrap.dedent(f"""
+        reflabels: [dk]
+        reftypes: [dark]
+        output: {{outrootdir: {tmp / 'out'}, runID: 1}}
+        reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits'}}
+        dk: {{reftype: dark, imtypes: D+, ssbsteps: '{NIR_NO_DARK}'}}
+        """))
+    s1 = organise_inputs(load_config(cfg), "dk", [str(p) for p in sim.files()])
+    plan, outcomes = calibrate_inputs(s1, jobs=2)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    products = Table.read(s1.layout.rundir / "ssb_products.ecsv")
+    return sim, [str(p) for p in products["product"]], tmp
+
+
+@pytest.fixture(scope="module")
+def dark(jump_products):
+    sim, files, tmp = jump_products
+    d = Dark(files, output_file=tmp / "ref" / "dark.fits", descrip="test dark",
+             pedigree="GROUND", author="tester", use_after="2026-01-01T00:00:00")
+    d.path = d.create_reffile()
+    return d
+
+
+def test_per_group_mean_is_injected_dark_current_times_time(jump_products, dark):
+    sim, files, tmp = jump_products
+    t = sim.truth
+    sl = (slice(0, 160), slice(0, 160))
+    good = ~t.refpix[sl]
+    d = t.defects
+    inside = (d["y"] < 160) & (d["x"] < 160)
+    good[d["y"][inside], d["x"][inside]] = False
+    rate = (t.dark_current / t.gain)[sl][good]                  # DN/s
+    times = frame_read_times(get_readout_pattern("RAPID"), 10, sim.manifest["tframe"][0])[:, 0]
+    for g in range(10):
+        expected = rate.mean() * times[g]
+        assert dark.dark[0, g][good].mean() == pytest.approx(expected, rel=0.02), g
+
+
+def test_cosmic_ray_groups_are_left_out(jump_products, dark):
+    sim, files, tmp = jump_products
+    # 4 files x 2 integrations: 8 values per pixel and group unless a jump removed some
+    assert dark.num_good.max() == 8
+    # (counts are after clipping too, so per pixel they need not fall monotonically;
+    # on average later groups have lost the values after each integration's first hit)
+    means = dark.num_good[0].reshape(10, -1).mean(axis=1)
+    assert means[-1] < means[0] and (dark.num_good[0, -1] < 8).sum() > 20
+    # every recorded cosmic ray of the truth tables reduces the later counts
+    from astropy.io import fits
+    hits = 0
+    for row in sim.manifest:
+        crs = fits.getdata(sim.outdir / row["truth_file"], "CRS")
+        big = crs[(crs["electrons"] > 2000) & (crs["group"] > 0)]
+        for c in big[:30]:
+            y, x, g = int(c["y"]), int(c["x"]), int(c["group"])
+            if not sim.truth.refpix[y, x]:
+                hits += 1
+                assert dark.num_good[0, g, y, x] < 8
+    assert hits > 10
+
+
+def test_hot_pixels_get_their_dark(jump_products, dark):
+    sim, files, tmp = jump_products
+    t = sim.truth
+    d = t.defects
+    sel = (d["defect"] == "HOT") & (d["y"] < 160) & (d["x"] < 160)
+    ys, xs = d["y"][sel], d["x"][sel]
+    rate = (t.dark_current / t.gain)[ys, xs]
+    tf = sim.manifest["tframe"][0]
+    # hot pixels below saturation at the last group: dark = rate x time (nonlinearity aside)
+    ok = rate * 10 * tf < 3000
+    assert ok.sum() >= 3
+    expected = rate[ok] * 10 * tf
+    # 8 values per pixel: read noise and shot noise, 4 sigma; 3 % for the linearity residue
+    sigma = np.sqrt(t.read_noise[ys[ok], xs[ok]] ** 2 + expected / t.gain[ys[ok], xs[ok]]) / np.sqrt(8)
+    assert (np.abs(dark.dark[0, -1, ys[ok], xs[ok]] - expected) < 0.03 * expected + 4 * sigma).all()
+    assert np.isfinite(dark.dark).all()
+
+
+def test_reference_file(dark):
+    with dm.DarkModel(str(dark.path)) as m:
+        m.validate()
+        assert m.data.shape == (10, 160, 160)
+        assert (m.meta.exposure.nframes, m.meta.exposure.groupgap) == (1, 0)
+        assert m.meta.description == "test dark"                  # DESCRIP is written
+        assert m.meta.subarray.name == "SUB160" and m.meta.subarray.xsize == 160
+    names = sorted(p.name for p in dark.path.parent.iterdir())
+    assert names == ["dark.fits", "dark_num_good.fits", "good_signals_per_group.pdf"]
+
+
+def test_small_memory_budget_and_subarrays_work(jump_products):
+    """Predecessor defect: max_equivalent_groups scaled the wrong way (failed on subarrays)."""
+    sim, files, tmp = jump_products
+    a = Dark(files, output_file=tmp / "a" / "dark.fits", contribution_file=None)
+    a.create_reffile()
+    b = Dark(files, output_file=tmp / "b" / "dark.fits", max_equivalent_groups=0.01,
+             contribution_file=None)
+    b.create_reffile()
+    np.testing.assert_array_equal(a.dark, b.dark)
+
+
+def test_dark_works_in_the_pipeline_dark_step(jump_products, dark, tmp_path):
+    sim, files, tmp = jump_products
+    from jwst.dark_current import DarkCurrentStep
+    from jwst_reffiles.pipeline.offline import offline_crds
+    with offline_crds(tmp_path / "crds"):
+        result = DarkCurrentStep.call(files[0], override_dark=str(dark.path))
+    assert result.meta.cal_step.dark_sub == "COMPLETE"
+    resid = np.nanmedian(result.data[0, -1, 4:, 4:])
+    assert abs(resid) < 3          # the dark signal (~800 DN at the end) is gone
+
+
+def test_errors(jump_products, tmp_path):
+    sim, files, tmp = jump_products
+    with pytest.raises(ValueError, match="output_file"):
+        Dark(files)
+    with pytest.raises(FileNotFoundError, match="no cosmic-ray flags"):
+        Dark([str(sim.files()[0])], output_file=tmp_path / "d.fits").create_reffile()
+
+
+def test_first_hit_mask():
+    gdq = np.zeros((1, 5, 1, 2), np.uint32)
+    gdq[0, 2, 0, 0] = flag_value("JUMP_DET")
+    gdq[0, 4, 0, 1] = flag_value("SATURATED")
+    gdq[0, :, 0, 1] |= flag_value("DO_NOT_USE")          # from the bad pixel mask: kept
+    m = first_hit_mask(gdq)
+    assert list(m[0, :, 0, 0]) == [False, False, True, True, True]
+    assert list(m[0, :, 0, 1]) == [False, False, False, False, True]
