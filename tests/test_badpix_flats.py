@@ -1,0 +1,144 @@
+"""Bad pixels from flats: every injected class found, nothing else."""
+
+import textwrap
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from stdatamodels.jwst import datamodels as dm
+
+from jwst_reffiles.bad_pixel_mask import badpix_from_flats as bf
+from jwst_reffiles.config import load_config
+from jwst_reffiles.dq import dq_def_records, flag_value
+from jwst_reffiles.reffile import _Sub, save_reference
+from jwst_reffiles.simulate import simulate_dataset
+from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
+
+N = 320
+
+
+def neutral_mask(truth, path):
+    """A mask flagging only reference pixels: inputs for a bad pixel search are
+    calibrated with it (a mask with DO_NOT_USE would hide those pixels)."""
+    dq = np.where(truth.refpix, np.uint32(flag_value("REFERENCE_PIXEL")), np.uint32(0))
+    info = {"instrument": "NIRCAM", "detector": truth.geometry.detector,
+            "subarray": _Sub("FULL", 1, 1, 2048, 2048), "readpatt": "ANY",
+            "fastaxis": -1, "slowaxis": 2}
+    save_reference(dm.MaskModel(dq=dq, dq_def=dq_def_records(dq)), path, reftype="MASK",
+                   info=info)
+    return path
+
+
+@pytest.fixture(scope="module")
+def flats(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bpf")
+    sim = simulate_dataset(tmp / "sim", subarray="SUB320", ngroups=5, nints=1, ndarks=0,
+                           nflats=4, flat_flux=[3000.0], seed=21)
+    mask = neutral_mask(sim.truth, tmp / "neutral_mask.fits")
+    cfg = tmp / "main.cfg"
+    cfg.write_text(textwrap.dedent(f"""
+        reflabels: [bp]
+        reftypes: [bpm]
+        output: {{outrootdir: {tmp / 'out'}, runID: 1}}
+        reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits', mask: '{mask}'}}
+        bp: {{reftype: bpm, imtypes: F+, ssbsteps: 'rate-'}}
+        """))
+    s1 = organise_inputs(load_config(cfg), "bp", [str(p) for p in sim.files()])
+    plan, outcomes = calibrate_inputs(s1, jobs=2)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    rates = [str(p) for p in Table.read(s1.layout.rundir / "ssb_products.ecsv")["product"]]
+    return sim, rates, tmp
+
+
+def scores(sim, dq, cls):
+    d = sim.truth.defects
+    sel = (d["y"] < N) & (d["x"] < N) & (d["defect"] == cls)
+    truth = np.zeros((N, N), bool)
+    truth[d["y"][sel], d["x"][sel]] = True
+    found = (dq & flag_value(cls)) > 0
+    tp = (truth & found).sum()
+    return tp / max(1, truth.sum()), tp / max(1, found.sum()), truth.sum()
+
+
+@pytest.mark.parametrize("normalization", ["smoothed", "fit2d"])
+def test_every_injected_class_with_high_precision_and_recall(flats, normalization):
+    sim, rates, tmp = flats
+    dq = bf.find_bad_pix(rates, normalization_method=normalization, manual_flag_file=None,
+                         do_not_use=["DEAD", "OPEN"], quality_check=False)
+    for cls in ("DEAD", "LOW_QE", "OPEN", "ADJ_OPEN"):
+        recall, precision, n = scores(sim, dq, cls)
+        assert n >= 20, cls
+        assert recall >= 0.99 and precision >= 0.99, (cls, recall, precision)
+    dead = (dq & flag_value("DEAD")) > 0
+    assert (dq[dead] & flag_value("DO_NOT_USE")).all()
+    low = (dq & flag_value("LOW_QE")) > 0
+    assert not (dq[low] & flag_value("DO_NOT_USE")).any()
+    assert ((dq & flag_value("REFERENCE_PIXEL")) > 0).sum() == sim.truth.refpix[:N, :N].sum()
+
+
+def test_absolute_rate_search_and_reference_file(flats):
+    sim, rates, tmp = flats
+    out = tmp / "mask" / "bpm.fits"
+    dq = bf.find_bad_pix(rates, dead_search_type="absolute_rate", manual_flag_file=None,
+                         output_file=out, quality_check=True, history="from simulated flats")
+    recall, precision, _ = scores(sim, dq, "DEAD")
+    assert recall >= 0.99 and precision >= 0.99
+    with dm.MaskModel(str(out)) as m:
+        m.validate()
+        np.testing.assert_array_equal(m.dq, dq)
+        assert m.meta.subarray.name == "SUB320" and m.meta.reftype == "MASK"
+    from astropy.io import fits
+    h = fits.getheader(out)
+    assert h["LOWQEMAX"] == 0.5 and h["OPENMAX"] == 1.05
+
+
+def test_manual_flags(tmp_path):
+    path = tmp_path / "manual.txt"
+    path.write_text("# x y flag\nx y flag\n10 12 HOT\n20:22 5 RC\n3 :2 DEAD\n")
+    mask = bf.manual_flags(path, (30, 30), ["DEAD"])
+    assert mask[12, 10] == flag_value("HOT")
+    assert (mask[5, 20:23] == flag_value("RC")).all() and mask[5, 23] == 0
+    assert (mask[0:3, 3] == flag_value(["DEAD", "DO_NOT_USE"])).all()
+    assert list(bf.range_format("34:36", 100)) == [34, 35, 36]
+    assert list(bf.range_format("98:", 100)) == [98, 99]
+    assert bf.determine_manual_file("NIRCAM", "NRCZZ") is None
+
+
+def test_helpers():
+    rate = np.ones((20, 20))
+    rate[5, 5] = 0.01
+    rate[10, 10] = 0.3
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        rate[10 + dy, 10 + dx] = 1.2
+    rate[15, 15] = 0.4
+    low, opn, adj = bf.find_open_and_low_qe_pixels(rate)
+    assert low[15, 15] and not low[10, 10] and opn[10, 10] and adj.sum() == 4
+    assert not low[5, 5]                                       # that one is dead
+    assert bf.dead_pixels_absolute_rate(rate)[5, 5] == 1
+    assert bf.dead_pixels_flux_check(bf.dead_pixels_absolute_rate(rate), np.full((20, 20), 5e4),
+                                     45000).sum() == 0
+    combined = bf.combine_individual_maps({"DEAD": rate < 0.05, "LOW_QE": low}, ["dead"])
+    assert combined[5, 5] == flag_value(["DEAD", "DO_NOT_USE"])
+    assert combined[15, 15] == flag_value("LOW_QE")
+    with pytest.raises(ValueError, match="SQUISHY"):
+        bf.flag_type_check(["dead", "squishy"])
+    image = np.ones((30, 30))
+    image[:4] = np.nan                                         # reference rows left out
+    assert np.allclose(bf.smooth(image, 5)[4:], 1.0)
+    assert np.allclose(bf.smooth(np.ones((30, 30)), 5, "median"), 1.0)
+    x, y = bf.get_adjacent_pixels(0, 0, 10, 10)
+    assert sorted(zip(x, y)) == [(0, 1), (1, 0)]
+    surface = bf.fit_surface(np.fromfunction(lambda y, x: 1 + 0.01 * x + 0.02 * y, (40, 50)), 1)
+    assert np.allclose(surface, np.fromfunction(lambda y, x: 1 + 0.01 * x + 0.02 * y, (40, 50)))
+    padded = bf.pad_with_refpix(np.ones((2040, 2040)), "NIRCAM")
+    assert padded.shape == (2048, 2048) and bf.science_pixels(padded, "NIRCAM").shape == (2040, 2040)
+
+
+@pytest.mark.parametrize("args, word", [
+    (dict(pedigree="SOMETIMES"), "pedigree"), (dict(useafter="yesterday"), "useafter"),
+    (dict(author=""), "author"), (dict(dead_search_type="vibes"), "dead_search_type"),
+])
+def test_bad_arguments(flats, args, word):
+    sim, rates, tmp = flats
+    with pytest.raises(ValueError, match=word):
+        bf.find_bad_pix(rates, manual_flag_file=None, quality_check=False, **args)
