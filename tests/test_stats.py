@@ -89,3 +89,20 @@ def test_image_stats_equals_astropy_over_a_whole_image():
 def test_bad_shapes():
     with pytest.raises(ValueError, match="3-D"):
         stack_stats(np.zeros((2, 2, 2, 2)))
+
+
+def test_dq_flag_helpers():
+    from jwst_reffiles.utils import dq_flags
+    dq = np.array([[0, dq_flags.flag_value("HOT")],
+                   [dq_flags.flag_value(["DEAD", "DO_NOT_USE"]), dq_flags.flag_value("RC")]],
+                  dtype=np.uint32)
+    assert dq_flags.flag_map(dq, "HOT").tolist() == [[0, 1], [0, 0]]
+    assert dq_flags.flag_map(dq, ["HOT", "RC"]).tolist() == [[0, 1], [0, 1]]
+    assert set(dq_flags.signals(dq[1, 0])) == {"DEAD", "DO_NOT_USE"}
+    gdq = np.zeros((2, 5, 1, 2), np.uint32)
+    gdq[0, 3, 0, 0] = dq_flags.flag_value("JUMP_DET")
+    gdq[1, 1, 0, 1] = dq_flags.flag_value("JUMP_DET")
+    first = dq_flags.first_flagged_group(gdq)
+    assert first[:, 0].tolist() == [[3, 5], [5, 1]]
+    with pytest.raises(ValueError, match="WOBBLY"):
+        dq_flags.flag_map(dq, "WOBBLY")

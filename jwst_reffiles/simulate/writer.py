@@ -315,9 +315,9 @@ def write_truth_reffiles(truth: DetectorTruth, outdir: Path,
     Conventions: the readnoise file holds the CDS noise (sqrt(2) x single-frame
     noise, in DN), as the jwst ramp fitting expects; the saturation file holds
     the flagging threshold: the plateau minus five single-frame read noises, so
-    that every saturated read is flagged; the superbias is the mean reset level
-    (bias plus the mean offset of low-pedestal pixels, which are flagged
-    UNRELIABLE_BIAS).
+    that every saturated read is flagged; the superbias is the stable bias
+    (low-pedestal pixels, whose reset level drops in each integration, are
+    flagged UNRELIABLE_BIAS).
 
     Returns {reftype: path} (dark keys are ``dark_<SUBARRAY>``).
     """
@@ -352,7 +352,10 @@ def write_truth_reffiles(truth: DetectorTruth, outdir: Path,
     sat_dq[refpix] = flag_value("NO_SAT_CHECK")
     save(dm.SaturationModel(data=sat, dq=sat_dq, dq_def=dq_def_records(sat_dq)), "saturation")
 
-    sb = truth.bias + truth.low_pedestal
+    # the stable bias: a low-pedestal pixel's drop is a per-exposure event that a
+    # superbias (made at another time) does not contain, so it shows as a low
+    # pedestal after superbias subtraction, as on the real detectors
+    sb = truth.bias
     sb_dq = np.zeros(geom.shape, np.uint32)
     sb_dq[truth.low_pedestal != 0] = flag_value("UNRELIABLE_BIAS")
     sb_err = (truth.read_noise / np.sqrt(100.0)).astype(np.float32)
