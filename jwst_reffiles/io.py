@@ -21,9 +21,11 @@ class RampFile:
     def __init__(self, path, extension: str = "SCI"):
         self.path = Path(path)
         try:
-            # unscaled + memmap: a section reads just its bytes; BZERO/BSCALE
-            # (uint16 raw data) are applied to the block here
-            self._hdul = fits.open(self.path, memmap=True, do_not_scale_image_data=True)
+            # no memmap: a section then reads just its bytes with seek/read, and
+            # pages of many open files do not pile up as resident memory;
+            # BZERO/BSCALE (uint16 raw data) are applied to the block here
+            self._hdul = fits.open(self.path, memmap=False, do_not_scale_image_data=True,
+                                   lazy_load_hdus=True)
             hdu = self._hdul[extension]
             self._bscale = float(hdu.header.get("BSCALE", 1.0))
             self._bzero = float(hdu.header.get("BZERO", 0.0))

@@ -10,14 +10,25 @@ def nrca1_truth():
     return make_truth("NRCA1", seed=11)
 
 
+def no_drift_parameters(**more):
+    """NIRCam population parameters without reference-pixel drift (and any overrides)."""
+    from jwst_reffiles.simulate import default_parameters
+    return default_parameters("NIRCAM").with_overrides(
+        refpix_drift_sigma=0.0, refpix_even_odd_sigma=0.0, **more)
+
+
+def drift_free_darks(outdir, **kw):
+    """Simulated SUB160 darks without amplifier drift (what refpix would remove)."""
+    from jwst_reffiles.simulate import simulate_dataset
+    return simulate_dataset(outdir, subarray="SUB160", nflats=0,
+                            truth_parameters=no_drift_parameters(), **kw)
+
+
 @pytest.fixture(scope="session")
 def clean_truth():
     """NRCA1 truth with no defects and no reference-pixel drift: for noise tests."""
-    from jwst_reffiles.simulate import default_parameters
-    par = default_parameters("NIRCAM").with_overrides(
-        refpix_drift_sigma=0.0, refpix_even_odd_sigma=0.0,
-        fractions={k: 0.0 for k in ("DEAD", "LOW_QE", "OPEN", "HOT", "WARM", "RC",
-                                    "TELEGRAPH", "LOW_PED")})
+    par = no_drift_parameters(fractions={k: 0.0 for k in (
+        "DEAD", "LOW_QE", "OPEN", "HOT", "WARM", "RC", "TELEGRAPH", "LOW_PED")})
     return make_truth("NRCA1", seed=5, parameters=par)
 
 

@@ -6,18 +6,17 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles.readnoise import readnoise as rn
-from jwst_reffiles.simulate import default_parameters, simulate_dataset
+from jwst_reffiles.simulate import simulate_dataset
+
+from conftest import drift_free_darks
 
 SL = (slice(0, 160), slice(0, 160))
 
 
 @pytest.fixture(scope="module")
 def darks(tmp_path_factory):
-    par = default_parameters("NIRCAM").with_overrides(refpix_drift_sigma=0.0,
-                                                      refpix_even_odd_sigma=0.0)
-    return simulate_dataset(tmp_path_factory.mktemp("rn"), subarray="SUB160", ngroups=7,
-                            nints=2, ndarks=4, nflats=0, seed=3, truth_parameters=par,
-                            write_reffiles=False)
+    return drift_free_darks(tmp_path_factory.mktemp("rn"), ngroups=7, nints=2, ndarks=4,
+                            seed=3, write_reffiles=False)
 
 
 def ratio(darks, image):

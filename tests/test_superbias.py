@@ -7,7 +7,8 @@ from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles.dq import flag_value
 from jwst_reffiles.readnoise import readnoise as rn
-from jwst_reffiles.simulate import default_parameters, simulate_dataset
+
+from conftest import drift_free_darks
 from jwst_reffiles.superbias import superbias as sb
 
 SL = (slice(0, 160), slice(0, 160))
@@ -16,10 +17,8 @@ SL = (slice(0, 160), slice(0, 160))
 @pytest.fixture(scope="module")
 def darks(tmp_path_factory):
     # 6 files x 20 integrations: 120 zero frames, as a superbias wants
-    par = default_parameters("NIRCAM").with_overrides(refpix_drift_sigma=0.0,
-                                                      refpix_even_odd_sigma=0.0)
-    return simulate_dataset(tmp_path_factory.mktemp("sb"), subarray="SUB160", ngroups=2,
-                            nints=20, ndarks=6, nflats=0, seed=5, truth_parameters=par)
+    return drift_free_darks(tmp_path_factory.mktemp("sb"), ngroups=2, nints=20, ndarks=6,
+                            seed=5)
 
 
 @pytest.fixture(scope="module")

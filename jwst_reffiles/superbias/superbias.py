@@ -12,6 +12,7 @@ are written next to ``outfile``, never into the current directory.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,11 +122,9 @@ def make_filled_superbias(superbias, refpix_map, bad_clipping_sigma=3.0,
     ys, xs = np.nonzero(high)
     if ys.size:
         windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * half + 1,) * 2)
-        with np.errstate(all="ignore"):
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                values = np.nanmedian(windows[ys, xs].reshape(ys.size, -1), axis=1)
+        with warnings.catch_warnings():          # all-NaN boxes give NaN: handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = np.nanmedian(windows[ys, xs].reshape(ys.size, -1), axis=1)
         filled[ys, xs] = np.where(np.isfinite(values), values, superbias[ys, xs])
     if outfile is not None:
         from ..reffile import atomic_write
