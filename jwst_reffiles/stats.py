@@ -67,35 +67,43 @@ def _sorted_median(sorted_vals: np.ndarray, n: np.ndarray) -> np.ndarray:
     return med
 
 
-def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters):
-    """Sigma-clip a (npix, N) float64 block in place (rejected -> NaN); return stats."""
-    block[~np.isfinite(block)] = np.nan
-    iteration = 0
-    while maxiters is None or iteration < maxiters:
-        iteration += 1
-        n = np.count_nonzero(~np.isnan(block), axis=1)
-        srt = np.sort(block, axis=1)
-        med = _sorted_median(srt, n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nansum(block, axis=1) / n
-            var = np.nansum((block - mean[:, None]) ** 2, axis=1) / n
-        std = np.sqrt(var)
-        lower = (med - sigma_lower * std)[:, None]
-        upper = (med + sigma_upper * std)[:, None]
-        with np.errstate(invalid="ignore"):
-            reject = (block < lower) | (block > upper)
-        nrej = np.count_nonzero(reject)
-        if nrej == 0:
-            break
-        block[reject] = np.nan
+def _row_stats(block: np.ndarray):
+    """(n, median, mean, std ddof=0) of each row of a NaN-holed block."""
     n = np.count_nonzero(~np.isnan(block), axis=1)
-    srt = np.sort(block, axis=1)
-    med = _sorted_median(srt, n)
+    med = _sorted_median(np.sort(block, axis=1), n)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nansum(block, axis=1) / n
         std = np.sqrt(np.nansum((block - mean[:, None]) ** 2, axis=1) / n)
     mean[n == 0] = np.nan
     std[n == 0] = np.nan
+    return n, med, mean, std
+
+
+def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters):
+    """Sigma-clip a (npix, N) float64 block in place (rejected -> NaN); return stats.
+
+    Only rows that lost a value in the last iteration can change in the next,
+    so each iteration works on those rows alone (the result is the same as
+    iterating on every row, as astropy does).
+    """
+    block[~np.isfinite(block)] = np.nan
+    n, med, mean, std = _row_stats(block)
+    active = np.arange(block.shape[0])
+    iteration = 0
+    while active.size and (maxiters is None or iteration < maxiters):
+        iteration += 1
+        sub = block[active]
+        lower = (med[active] - sigma_lower * std[active])[:, None]
+        upper = (med[active] + sigma_upper * std[active])[:, None]
+        with np.errstate(invalid="ignore"):
+            reject = (sub < lower) | (sub > upper)
+        changed = reject.any(axis=1)
+        if not changed.any():
+            break
+        sub[reject] = np.nan
+        block[active] = sub
+        active = active[changed]
+        n[active], med[active], mean[active], std[active] = _row_stats(block[active])
     return mean, med, std, n
 
 
