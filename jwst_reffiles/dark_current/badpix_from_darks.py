@@ -270,11 +270,14 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     sat_bit = flag_value("SATURATED")
     whole_sum = np.zeros(shape)          # clean-integration ramp slopes, per group
     late_sum = np.zeros(shape)
+    diff_sq = np.zeros(shape)
+    n_curv = np.zeros(shape, np.int32)
     s_sum = np.zeros(shape)
     s_sq = np.zeros(shape)
     n_clean = np.zeros(shape, np.int32)
     sat_count = np.zeros(shape, np.int32)
-    rc_count = np.zeros(shape, np.int32)
+    ped_rc_count = np.zeros(shape, np.int32)
+    jump_rc_count = np.zeros(shape, np.int32)
     low_count = np.zeros(shape, np.int32)
     high_count = np.zeros(shape, np.int32)
     n_ints = 0
@@ -290,24 +293,43 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
             for i in range(slopes.shape[0]):
                 jumps = real_jumps(sci[i], gdq[i])
                 njump = jumps.sum(axis=0)
-                sat0 = (gdq[i, 0] & sat_bit) > 0
+                saturated = (gdq[i] & sat_bit) > 0
+                # saturated by the second read: no usable slope at all.  Only the
+                # pixel's own level counts: jwst also flags the neighbours of a
+                # saturating pixel, whose values are ordinary
+                g1 = min(1, saturated.shape[0] - 1)
+                level = sci[i, g1]
+                med = np.nanmedian(level)
+                mad = 1.4826 * np.nanmedian(np.abs(level - med))
+                sat0 = saturated[g1] & (level > med + 20 * max(mad, 1.0))
                 sat_count += sat0
+                # jwst's saturation step also flags the neighbours of saturating
+                # pixels; a slope needs three unsaturated groups
+                unsat_ok = (~saturated).sum(axis=0) >= 3
+                never_sat = ~saturated.any(axis=0)
                 high, prc = find_pix_with_many_jumps(jumps, max_jump_limit, jump_ratio_threshold,
                                                      early_cutoff_fraction)
                 high_file |= high.astype(bool)
                 rc_file |= prc.astype(bool)
                 clean, iclean = slopes_not_cr(slopes[i], njump)
-                good = iclean.astype(bool) & ~sat0 & np.isfinite(clean)
+                good = iclean.astype(bool) & unsat_ok & np.isfinite(clean)
                 s_sum[good] += clean[good]
                 s_sq[good] += clean[good] ** 2
                 n_clean += good
+                # curvature from clean, never-saturated ramps only (a saturation
+                # plateau is not reset decay)
+                curv = good & never_sat
                 whole, late = ramp_slopes(sci[i])
-                whole_sum[good] += whole[good]
-                late_sum[good] += late[good]
+                diff = whole - late
+                whole_sum[curv] += whole[curv]
+                late_sum[curv] += late[curv]
+                diff_sq[curv] += diff[curv] ** 2
+                n_curv += curv
                 n_ints += 1
         ped = np.nanmean(pedestal, axis=0)
         high_ped, low_ped = pedestal_stats(ped, pedestal_sigma_threshold, mask=ref)
-        rc_count += rc_file | high_ped.astype(bool)
+        ped_rc_count += high_ped.astype(bool)
+        jump_rc_count += rc_file
         low_count += low_ped.astype(bool)
         high_count += high_file
     nfiles = len(filenames)
@@ -324,13 +346,23 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     # reset decay: RC.  The pedestal of a hot pixel is unreliable
     # (nonlinearity, saturation), so a straight high-rate pixel stays hot.
     with np.errstate(invalid="ignore", divide="ignore"):
-        curved = judged & (late_sum < 0.3 * whole_sum)
+        # significant curvature: the mean (whole - late) slope difference more
+        # than 5 standard errors, and the late slope under 30 % of the whole
+        mean_diff = (whole_sum - late_sum) / n_curv
+        var_diff = (diff_sq / n_curv - mean_diff ** 2) * n_curv / (n_curv - 1)
+        stderr = np.sqrt(var_diff / n_curv)
+        curved = (judged & (n_curv >= 2) & (late_sum < 0.3 * whole_sum)
+                  & (mean_diff > 5 * stderr))
     linear_high = high_rate & ~curved
-    rc = sci & (((rc_count >= rc_fraction_threshold * nfiles) & ~linear_high)
+    many_jumps = sci & (high_count >= high_cr_fraction * nfiles)
+    # a high pedestal of a pixel with many jumps (telegraph noise high at the
+    # reset) or of a hot pixel is not reset decay; jumps bunched early are
+    rc = sci & (((ped_rc_count >= rc_fraction_threshold * nfiles) & ~linear_high & ~many_jumps)
+                | (jump_rc_count >= rc_fraction_threshold * nfiles)
                 | (high_rate & curved))
     low_pedestal = sci & (low_count >= low_pedestal_fraction * nfiles)
     saturated = sci & (sat_count >= max_saturated_fraction * max(1, n_ints))
-    high_cr = sci & (high_count >= high_cr_fraction * nfiles) & ~rc & ~saturated
+    high_cr = many_jumps & ~rc & ~saturated
     high_rate &= ~rc
     if hot_threshold is not None:
         hot = saturated | (high_rate & (mean_slope >= hot_threshold))
@@ -359,7 +391,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                      m + noisy_threshold * s)
     if return_maps:
         return final, {"mean_slope": mean_slope, "std_slope": std_slope, "n_clean": n_clean,
-                       "saturated_count": sat_count, "rc_count": rc_count,
+                       "saturated_count": sat_count, "pedestal_rc_count": ped_rc_count,
+                       "jump_rc_count": jump_rc_count,
                        "low_pedestal_count": low_count, "high_cr_count": high_count,
                        "n_ints": n_ints, "n_files": nfiles, "hot_rate_cut": m + noisy_threshold * s}
     return final
