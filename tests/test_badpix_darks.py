@@ -48,18 +48,36 @@ def run(darks, **kw):
     return bd.find_bad_pix(rates, jump_filenames=jumps, fitopt_filenames=fitopt, **kw)
 
 
-def test_low_pedestal_pixels_precision_and_recall(darks):
-    sim = darks[0]
-    dq = run(darks, hot_threshold=0.7)
+def scores(sim, dq, cls, flag):
     d = sim.truth.defects
-    sel = (d["y"] < N) & (d["x"] < N) & (d["defect"] == "LOW_PED")
+    sel = (d["y"] < N) & (d["x"] < N) & (d["defect"] == cls)
     truth = np.zeros((N, N), bool)
     truth[d["y"][sel], d["x"][sel]] = True
-    found = (dq & flag_value("OTHER_BAD_PIXEL")) > 0
-    assert truth.sum() >= 20
+    found = (dq & flag_value(flag)) > 0
     tp = (truth & found).sum()
-    assert tp / truth.sum() >= 0.99 and tp / found.sum() >= 0.99
-    assert ((dq[found] & flag_value("DO_NOT_USE")) > 0).all()
+    return tp / max(1, truth.sum()), tp / max(1, found.sum()), truth.sum()
+
+
+@pytest.fixture(scope="module")
+def found(darks):
+    return run(darks, hot_threshold=0.7, max_jump_limit=1)
+
+
+@pytest.mark.parametrize("cls, flag", [("HOT", "HOT"), ("RC", "RC"),
+                                       ("LOW_PED", "OTHER_BAD_PIXEL")])
+def test_classes_at_target_precision_and_recall(darks, found, cls, flag):
+    recall, precision, n = scores(darks[0], found, cls, flag)
+    assert n >= 20
+    assert recall >= 0.99 and precision >= 0.99, (recall, precision)
+    assert ((found[found & flag_value(flag) > 0] & flag_value("DO_NOT_USE")) > 0).all()
+
+
+def test_telegraph_and_warm(darks, found):
+    # not yet at the 0.99 recall target: see the module docstring
+    recall, precision, _ = scores(darks[0], found, "TELEGRAPH", "TELEGRAPH")
+    assert precision >= 0.99 and recall >= 0.9
+    recall, precision, _ = scores(darks[0], found, "WARM", "WARM")
+    assert precision >= 0.99 and recall >= 0.5
 
 
 def test_user_thresholds_are_honoured(darks):
