@@ -1,46 +1,13 @@
 """Bad pixels from darks (work in progress: what already meets its target is tested)."""
 
-import textwrap
-
 import numpy as np
 import pytest
-from astropy.table import Table
 
-from jwst_reffiles.config import load_config
 from jwst_reffiles.dark_current import badpix_from_darks as bd
 from jwst_reffiles.dq import flag_value
-from jwst_reffiles.simulate import simulate_dataset
-from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
 
-from test_badpix_flats import neutral_mask
 
 N = 320
-STEPS = "dq_init, saturation, superbias, refpix, linearity, jump"   # no dark subtraction
-
-
-@pytest.fixture(scope="module")
-def darks(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bpd")
-    sim = simulate_dataset(tmp / "sim", subarray="SUB320", ngroups=30, nints=2, ndarks=5,
-                           nflats=0, seed=31)
-    mask = neutral_mask(sim.truth, tmp / "neutral_mask.fits")
-    cfg = tmp / "main.cfg"
-    cfg.write_text(textwrap.dedent(f"""
-        reflabels: [bj, br]
-        reftypes: [bpm]
-        output: {{outrootdir: {tmp / 'out'}, runID: 1}}
-        reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits', mask: '{mask}'}}
-        bj: {{reftype: bpm, imtypes: D+, ssbsteps: '{STEPS}'}}
-        br: {{reftype: bpm, imtypes: D+, ssbsteps: '{STEPS}, rate'}}
-        """))
-    s1 = organise_inputs(load_config(cfg), "bj,br", [str(p) for p in sim.files()])
-    plan, outcomes = calibrate_inputs(s1, jobs=2)
-    assert len(plan.runs) == 5 and all(o.ok for o in outcomes), [o.error for o in outcomes]
-    prods = Table.read(s1.layout.rundir / "ssb_products.ecsv")
-    rates = [str(p) for p, l in zip(prods["product"], prods["reflabel"]) if l == "br"]
-    jumps = [str(p) for p, l in zip(prods["product"], prods["reflabel"]) if l == "bj"]
-    fitopt = [str(p) for p, l in zip(prods["fitopt"], prods["reflabel"]) if l == "br"]
-    return sim, rates, jumps, fitopt, tmp
 
 
 def run(darks, **kw):

@@ -1,53 +1,13 @@
 """Bad pixels from flats: every injected class found, nothing else."""
 
-import textwrap
-
 import numpy as np
 import pytest
-from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles.bad_pixel_mask import badpix_from_flats as bf
-from jwst_reffiles.config import load_config
-from jwst_reffiles.dq import dq_def_records, flag_value
-from jwst_reffiles.reffile import _Sub, save_reference
-from jwst_reffiles.simulate import simulate_dataset
-from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
+from jwst_reffiles.dq import flag_value
 
 N = 320
-
-
-def neutral_mask(truth, path):
-    """A mask flagging only reference pixels: inputs for a bad pixel search are
-    calibrated with it (a mask with DO_NOT_USE would hide those pixels)."""
-    dq = np.where(truth.refpix, np.uint32(flag_value("REFERENCE_PIXEL")), np.uint32(0))
-    info = {"instrument": "NIRCAM", "detector": truth.geometry.detector,
-            "subarray": _Sub("FULL", 1, 1, 2048, 2048), "readpatt": "ANY",
-            "fastaxis": -1, "slowaxis": 2}
-    save_reference(dm.MaskModel(dq=dq, dq_def=dq_def_records(dq)), path, reftype="MASK",
-                   info=info)
-    return path
-
-
-@pytest.fixture(scope="module")
-def flats(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bpf")
-    sim = simulate_dataset(tmp / "sim", subarray="SUB320", ngroups=5, nints=1, ndarks=0,
-                           nflats=4, flat_flux=[3000.0], seed=21)
-    mask = neutral_mask(sim.truth, tmp / "neutral_mask.fits")
-    cfg = tmp / "main.cfg"
-    cfg.write_text(textwrap.dedent(f"""
-        reflabels: [bp]
-        reftypes: [bpm]
-        output: {{outrootdir: {tmp / 'out'}, runID: 1}}
-        reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits', mask: '{mask}'}}
-        bp: {{reftype: bpm, imtypes: F+, ssbsteps: 'rate-'}}
-        """))
-    s1 = organise_inputs(load_config(cfg), "bp", [str(p) for p in sim.files()])
-    plan, outcomes = calibrate_inputs(s1, jobs=2)
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-    rates = [str(p) for p in Table.read(s1.layout.rundir / "ssb_products.ecsv")["product"]]
-    return sim, rates, tmp
 
 
 def scores(sim, dq, cls):

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from jwst_reffiles.simulate import frame_time, get_detector, get_readout_pattern, get_subarray

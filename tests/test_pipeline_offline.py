@@ -3,7 +3,6 @@ offline, and the pipeline recovers the injected truth."""
 
 import numpy as np
 import pytest
-from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles.pipeline.offline import OFFLINE_CONTEXT, offline_crds
 from jwst_reffiles.simulate import get_subarray, simulate_dataset

@@ -196,7 +196,6 @@ def test_telegraph_pixels_switch_between_two_levels():
 def test_rc_and_low_pedestal_pixels(nrca1_truth):
     t = nrca1_truth
     res, sub, pat, tframe = run(t, "SUB640", ngroups=10, nints=4)
-    sl = sub.slices()
     data = remove_bias_and_drift(res, t, sub)
     gt = group_times(pat, 10, tframe)
     d = t.defects

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from jwst_reffiles.simulate import DEFECT_CLASSES, make_truth
-from jwst_reffiles.simulate.truth import MAX_DEFICIT, linearity_coefficients
+from jwst_reffiles.simulate.truth import MAX_DEFICIT
 
 
 def test_truth_is_deterministic_in_the_seed():

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 from astropy.io import fits

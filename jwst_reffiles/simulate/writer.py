@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
 from astropy.time import Time, TimeDelta
 from stdatamodels.jwst import datamodels as dm
 
