@@ -102,3 +102,13 @@ def test_bad_arguments(flats, args, word):
     sim, rates, tmp = flats
     with pytest.raises(ValueError, match=word):
         bf.find_bad_pix(rates, manual_flag_file=None, quality_check=False, **args)
+
+
+def test_every_flat_is_stacked_once(flats):
+    """Predecessor defect: the first flat file was stacked twice."""
+    sim, rates, tmp = flats
+    stack = bf.read_files(rates, "sigma_rate")
+    assert stack.shape[0] == len(rates)
+    from astropy.io import fits
+    for k, f in enumerate(rates):
+        np.testing.assert_array_equal(stack[k], fits.getdata(f, "SCI"))
