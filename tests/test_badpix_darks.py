@@ -30,7 +30,7 @@ def found(darks):
     return run(darks, hot_threshold=0.7, max_jump_limit=1)
 
 
-@pytest.mark.parametrize("cls, flag", [("HOT", "HOT"), ("RC", "RC"),
+@pytest.mark.parametrize("cls, flag", [("HOT", "HOT"), ("RC", "RC"), ("TELEGRAPH", "TELEGRAPH"),
                                        ("LOW_PED", "OTHER_BAD_PIXEL")])
 def test_classes_at_target_precision_and_recall(darks, found, cls, flag):
     recall, precision, n = scores(darks[0], found, cls, flag)
@@ -39,10 +39,8 @@ def test_classes_at_target_precision_and_recall(darks, found, cls, flag):
     assert ((found[found & flag_value(flag) > 0] & flag_value("DO_NOT_USE")) > 0).all()
 
 
-def test_telegraph_and_warm(darks, found):
-    # not yet at the 0.99 recall target: see the module docstring
-    recall, precision, _ = scores(darks[0], found, "TELEGRAPH", "TELEGRAPH")
-    assert precision >= 0.99 and recall >= 0.9
+def test_warm(darks, found):
+    # the faintest warm pixels are below a 5 sigma detection in these ramps
     recall, precision, _ = scores(darks[0], found, "WARM", "WARM")
     assert precision >= 0.99 and recall >= 0.5
 
@@ -83,7 +81,8 @@ def test_jump_echoes_on_neighbours_are_not_jumps():
     gdq[10, 1, 1] = jump
     gdq[10, 0, 1] = gdq[10, 2, 1] = gdq[10, 1, 0] = gdq[10, 1, 2] = jump   # neighbour echoes
     real = bd.real_jumps(ramp, gdq)
-    assert real[10, 1, 1] and real.sum() == 1
+    # at the jump's group only the pixel that stepped counts, not its echoes
+    assert real[10, 1, 1] and real[10].sum() == 1
     whole, late = bd.ramp_slopes(np.cumsum(np.ones((20, 1, 1)), axis=0))
     assert whole[0, 0] == pytest.approx(1.0) and late[0, 0] == pytest.approx(1.0)
 

@@ -1,12 +1,10 @@
 """HOT, WARM, RC, low-pedestal, TELEGRAPH (many jumps) and noisy pixels from darks.
 
 Status: on simulated SUB320 darks (5 files x 2 integrations x 30 groups, through
-the real pipeline, ``hot_threshold=0.7``, ``max_jump_limit=1``) HOT, RC and low
-pedestal pixels are found with precision and recall 1.0; TELEGRAPH with
-precision 1.0 and recall 0.94 (the missed ones switch by 35-45 DN, about 5
-CDS sigma, which jwst's jump step seldom flags: a variance test on the ramps
-would find them); WARM with precision 1.0, recall 0.6 (the faintest are below
-a 5 sigma detection in 32 s ramps).
+the real pipeline, ``hot_threshold=0.7``, ``max_jump_limit=1``) HOT, RC, low
+pedestal and TELEGRAPH pixels are found with precision and recall 1.0; WARM
+with precision 1.0 and recall 0.6 (the faintest are below a 5 sigma detection
+in 32 s ramps).
 
 Inputs, per dark exposure: the slope image (``*_rate.fits``; ``*_rateints.fits``
 beside it is used for per-integration slopes when present), the jump-step
@@ -35,7 +33,8 @@ files):
   high_cr when it is so in at least the given fraction of the files.
 
 Jumps count only where the ramp really steps (:func:`real_jumps`): jwst also
-flags the four neighbours of every jump.  A high dark rate from a straight
+flags the four neighbours of every jump, and misses small telegraph switches,
+so steps are also found in the ramps themselves.  A high dark rate from a straight
 ramp is HOT (or WARM); from a ramp that rises early and flattens it is RC, and
 a straight high-rate pixel is HOT even if its pedestal is high (the pedestal of
 a hot pixel is unreliable).  RC and saturated pixels are not also TELEGRAPH.  ``flag_values`` maps each type to DQ mnemonics
@@ -96,13 +95,15 @@ def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5
     return high.astype(np.uint8), potential_rc.astype(np.uint8)
 
 
-def real_jumps(ramp, groupdq, nsigma=5.0):
-    """Jump flags (ngroups, y, x) kept only where the ramp really jumps.
+def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0):
+    """Groups (ngroups, y, x) where the pixel's own ramp steps.
 
     jwst's jump step also flags the four neighbours of every jump; such a flag
-    marks no step in the pixel's own ramp.  A flag counts here when the group
+    marks no step in the pixel's own ramp, so a flag counts only when the group
     difference it sits on is more than ``nsigma`` robust standard deviations
-    (from the pixel's own differences) from their median.
+    (from the pixel's unflagged differences) from their median.  Steps jwst
+    did not flag count too when beyond ``step_nsigma``: small random
+    telegraph switches often escape its threshold.
     """
     ramp = np.asarray(ramp, dtype=np.float64)
     flagged = (np.asarray(groupdq) & flag_value("JUMP_DET")) > 0
@@ -119,7 +120,20 @@ def real_jumps(ramp, groupdq, nsigma=5.0):
     med = np.where(np.isfinite(med), med, np.median(d, axis=0))
     sigma = np.where(np.isfinite(sigma), sigma, 1.4826 * np.median(np.abs(d - med), axis=0))
     out = np.zeros_like(flagged)
-    out[1:] = flagged[1:] & (np.abs(d - med) > nsigma * np.maximum(sigma, 1e-6))
+    dev = np.abs(d - med) / np.maximum(sigma, 1e-6)
+    # unflagged steps: measured from a running median of the differences (a
+    # hot pixel's differences shrink smoothly with nonlinearity) and never
+    # across a saturated group
+    from scipy.ndimage import median_filter
+    saturated = (np.asarray(groupdq) & flag_value("SATURATED")) > 0
+    local = median_filter(d, size=(5,) + (1,) * (d.ndim - 1), mode="nearest")
+    step = np.abs(d - local) / np.maximum(sigma, 1e-6) > step_nsigma
+    # not across or just before saturation (nonlinearity is strongest there)
+    near_sat = np.zeros_like(saturated)
+    for k in range(4):
+        near_sat[: saturated.shape[0] - k] |= saturated[k:]
+    step &= ~near_sat[1:]
+    out[1:] = (flagged[1:] & (dev > nsigma)) | step
     return out
 
 
@@ -385,7 +399,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     low_pedestal = sci & (low_count >= low_pedestal_fraction * nfiles)
     saturated = sci & (sat_count >= max_saturated_fraction * max(1, n_ints))
     high_cr = many_jumps & ~rc & ~saturated
-    high_rate &= ~rc
+    # a raised slope of a pixel that steps often is telegraph noise, not dark current
+    high_rate &= ~rc & ~many_jumps
     if hot_threshold is not None:
         hot = saturated | (high_rate & (mean_slope >= hot_threshold))
         warm = high_rate & (mean_slope < hot_threshold) & ~saturated
