@@ -165,15 +165,22 @@ _ALGO_SNIPPETS = {
 }
 
 
-def _measure(snippet: str, files, out) -> tuple[float, float]:
-    """Wall time [s] and peak RSS [GiB] of a snippet run in a fresh process."""
+def _measure(snippet: str, files, out, python: str | None = None) -> tuple[float, float]:
+    """Wall time [s] and peak RSS [GiB] of a snippet run in a fresh process.
+
+    The process runs in the output's directory (whatever it writes beside its
+    output stays there), so paths are made absolute first.
+    """
     import subprocess
+    out = Path(out).resolve()
+    files = [str(Path(f).resolve()) for f in files]
     code = ("import resource, sys, time, json\n"
             f"files = {[str(f) for f in files]!r}\nout = {str(out)!r}\n"
             "t0 = time.perf_counter()\n" + snippet + "\n"
             "print(json.dumps([time.perf_counter() - t0, "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20]))\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(out).parent))
     if res.returncode != 0:
         raise RuntimeError(res.stderr[-2000:])
     return tuple(json.loads(res.stdout.strip().splitlines()[-1]))
@@ -207,11 +214,59 @@ def bench_algorithms(outdir: Path, nfiles=(10, 40)) -> dict:
     return result
 
 
+PREDECESSOR = "jwst-reffiles==1.0.1"
+
+
+def predecessor_python(outdir: Path) -> str:
+    """A virtualenv with the predecessor (it imports as jwst_reffiles too: never ours)."""
+    import subprocess
+    venv = outdir / "predecessor_venv"
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        constraints = Path(__file__).resolve().parent.parent / "constraints.txt"
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints),
+                        PREDECESSOR], check=True)
+        (venv / ".installed").touch()
+    return str(python)
+
+
+def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
+    """Ours and the predecessor on the same files, same calls, in the same run."""
+    from jwst_reffiles.simulate import make_truth, simulate_dataset
+    work = (outdir / "predecessor").resolve()
+    shutil.rmtree(work / "darks", ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    sim = simulate_dataset(work / "darks", subarray="FULL", ngroups=5, nints=1, ndarks=nfiles,
+                           nflats=0, seed=3, truth=make_truth("NRCA1", seed=3),
+                           write_reffiles=False, cadence_days=0.1)
+    files = [str(f.resolve()) for f in sim.files("dark")]
+    pred = predecessor_python(outdir.resolve())
+    calls = {
+        "superbias": ("from jwst_reffiles.superbias.superbias import make_superbias\n"
+                      "make_superbias(files, outfile=out)"),
+        # consecutive: the predecessor's 'independent' crashes for odd NGROUPS
+        "readnoise": ("from jwst_reffiles.readnoise.readnoise import make_readnoise\n"
+                      "make_readnoise(files, method='stack', group_diff_type='consecutive', "
+                      "outfile=out)"),
+    }
+    result = {"benchmark": f"ours vs {PREDECESSOR} (own venv), {nfiles} full-frame NIRCam darks, "
+                           "1 int x 5 groups, same calls, same run"}
+    for name, snippet in calls.items():
+        t_ours, m_ours = _measure(snippet, files, work / f"ours_{name}.fits")
+        t_pred, m_pred = _measure(snippet, files, work / f"pred_{name}.fits", python=pred)
+        result.update({f"{name}_ours_s": round(t_ours, 1), f"{name}_predecessor_s": round(t_pred, 1),
+                       f"{name}_speedup": round(t_pred / t_ours, 1),
+                       f"{name}_ours_peak_GiB": round(m_ours, 2),
+                       f"{name}_predecessor_peak_GiB": round(m_pred, 2)})
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--outdir", type=Path, default=Path("bench_output"))
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--only", choices=["simulate", "pipeline", "algorithms"], help="run one benchmark")
+    p.add_argument("--only", choices=["simulate", "pipeline", "algorithms", "predecessor"], help="run one benchmark")
     args = p.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
     p_only = args.only
@@ -222,6 +277,8 @@ def main(argv=None) -> int:
         results.append(bench_pipeline_dedupe(args.outdir, args.repeat))
     if p_only in (None, "algorithms"):
         results.append(bench_algorithms(args.outdir))
+    if p_only in (None, "predecessor"):
+        results.append(bench_predecessor(args.outdir))
     for r in results:
         print(r["benchmark"])
         for k, v in r.items():
