@@ -185,6 +185,8 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
                         "write only the tables")
     p.add_argument("-j", "--jobs", type=int,
                    help="pipeline processes at once (default: the cores, as memory allows)")
+    p.add_argument("--list-plugins", action="store_true",
+                   help="list the reference-file modules found, and where from, and exit")
     p.add_argument("--print-config", action="store_true",
                    help="print the default configuration (with comments) and exit")
     p.add_argument("reflabels", nargs="?",
@@ -205,6 +207,24 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     return p
 
 
+def list_plugins(cfgfile) -> int:
+    """Print the plug-ins found (package, entry points, the configuration's plugin_dirs)."""
+    from .config import ConfigError, load_config
+    from .plugins import PluginError, discover_plugins
+    try:
+        cfg = load_config(cfgfile, expand_paths=True) if cfgfile else None
+        dirs = cfg["plugin_dirs"] if cfg else []
+        found = discover_plugins(dirs)
+    except (ConfigError, PluginError, OSError) as exc:
+        print(f"mkrefs: error: {exc}", file=sys.stderr)
+        return 2
+    width = max([len(k) for k in found] + [8])
+    print(f"{'reflabel':<{width}}  {'reftype':<10} source")
+    for label, info in sorted(found.items()):
+        print(f"{label:<{width}}  {info.reftype:<10} {info.source}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "simulate":
@@ -213,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         from .config import default_config_text
         print(default_config_text(), end="")
         return 0
+    if "--list-plugins" in argv:
+        return list_plugins(_pre_cfgfile(argv))
     if any(a in ("-h", "--help") for a in argv):
         cfgfile = _pre_cfgfile(argv)
         main_parser(_module_parameters(cfgfile) if cfgfile else None).parse_args(argv)

@@ -266,11 +266,12 @@ SCHEMA: dict[str, Any] = {
     },
     "reffile4ssb": StrMap(),
     "validation": StrMap(),
+    "plugin_dirs": StrList(),
 }
 
-#: Keys whose values are paths: $VARIABLES and ~ are expanded.
+#: Keys whose values are paths ((section, key) or (key,)): $VARIABLES and ~ are expanded.
 PATH_KEYS = [("output", "outrootdir"), ("output", "ssbdir"),
-             ("output", "pipeline_prod_search_dir")]
+             ("output", "pipeline_prod_search_dir"), ("plugin_dirs",)]
 
 
 def normalize_imtypes(value) -> str:
@@ -625,17 +626,20 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
     # reference type is asked for (the spec's own example config has such entries)
     if expand_paths:
         env = os.environ if environ is None else environ
-        for section, key in PATH_KEYS:
-            value = data[section].get(key)
+        for path_key in PATH_KEYS:
+            *parents, key = path_key
+            holder = data[parents[0]] if parents else data
+            value = holder.get(key)
             if not isinstance(value, (str, list)):
                 continue
             try:
                 if isinstance(value, list):
-                    data[section][key] = [expand_env(v, env) for v in value]
+                    holder[key] = [expand_env(v, env) for v in value]
                 elif value:
-                    data[section][key] = expand_env(value, env)
+                    holder[key] = expand_env(value, env)
             except KeyError as exc:
-                problems.append(f"{src(section, key)}: key '{section}.{key}': environment "
+                name = ".".join(path_key)
+                problems.append(f"{src(*path_key)}: key '{name}': environment "
                                 f"variable ${exc.args[0]} is not set (value {value!r})")
     if problems:
         raise ConfigError(problems)

@@ -1,0 +1,1 @@
+"""The example plug-in of the spec (example_readnoise_module)."""

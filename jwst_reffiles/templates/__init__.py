@@ -1,0 +1,1 @@
+"""Templates for users (copy, rename, edit)."""
