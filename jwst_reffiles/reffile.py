@@ -18,6 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["atomic_save", "atomic_write", "set_reference_meta", "REFTYPES"]
 
 #: jwst reference types and the stdatamodels class that holds each.
@@ -208,3 +210,33 @@ def get_crds_info(filename, subarray=None, readpatt=None):
     sub = info["subarray"]
     return (info["instrument"], info["detector"], sub.name, info["readpatt"],
             info["fastaxis"], info["slowaxis"], sub.xstart, sub.ystart)
+
+
+def save_mask(dq, output_file, input_files, *, extra_header=None, instrument=None,
+              detector=None, author="jwst_reffiles", description="Bad pixel mask",
+              pedigree="GROUND", useafter="2022-01-01T00:00:00", history=()) -> Path:
+    """Save a DQ map as a CRDS MaskModel (the one mask writer of the bad pixel modules).
+
+    ``extra_header`` (a FITS header) adds module-specific keywords; the CRDS
+    metadata come from the first input file, with ``instrument``/``detector``
+    overriding its header when given.
+    """
+    from stdatamodels.jwst import datamodels as dm
+
+    from .dq import dq_def_records
+    dq = np.asarray(dq, dtype=np.uint32)
+    model = dm.MaskModel(dq=dq, dq_def=dq_def_records(dq))
+    if extra_header is not None:
+        model.extra_fits = {"PRIMARY": {"header": [
+            [k, extra_header[k], extra_header.comments[k]] for k in extra_header
+            if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND")]}}
+    files = [str(f) for f in input_files]
+    info = crds_info_from_file(files[0], shape=dq.shape)
+    if instrument is not None:
+        info["instrument"] = instrument
+    if detector is not None:
+        info["detector"] = detector
+    history = [history] if isinstance(history, str) else list(history or [])
+    return save_reference(model, output_file, reftype="MASK", input_files=files, info=info,
+                          author=author, description=description, pedigree=pedigree,
+                          useafter=str(useafter).replace(" ", "T"), history=history)

@@ -93,3 +93,15 @@ def test_missing_products_are_named(darks, tmp_path):
     lone.write_bytes(open(rates[0], "rb").read())
     with pytest.raises(FileNotFoundError, match="x_jump.fits"):
         bd.find_bad_pix([str(lone)])
+
+
+def test_saved_mask_from_darks(darks, tmp_path):
+    out = tmp_path / "darks_bpm.fits"
+    dq = run(darks, hot_threshold=0.7, max_jump_limit=1, outfile=out)
+    from stdatamodels.jwst import datamodels as dm
+    with dm.MaskModel(str(out)) as m:
+        m.validate()
+        assert m.meta.description == "Bad pixels from darks" and m.meta.subarray.name == "SUB320"
+        ref = (m.dq & flag_value("REFERENCE_PIXEL")) > 0
+        assert ref.sum() == darks[0].truth.refpix[:N, :N].sum()
+        np.testing.assert_array_equal(m.dq[~ref], dq[~ref])

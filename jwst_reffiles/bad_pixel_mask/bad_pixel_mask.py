@@ -38,23 +38,12 @@ def instrument_info(filename):
 def save_final_map(bad_pix_map, instrument, detector, hdulist, files, author, description,
                    pedigree, useafter, history_text, outfile):
     """Save the combined map as a CRDS MaskModel; ``hdulist`` holds extra keywords."""
-    from stdatamodels.jwst import datamodels as dm
-
-    from ..dq import dq_def_records
-    from ..reffile import crds_info_from_file, save_reference
-    dq = np.asarray(bad_pix_map, np.uint32)
-    model = dm.MaskModel(dq=dq, dq_def=dq_def_records(dq))
-    if hdulist is not None:
-        hdr = hdulist[0].header
-        model.extra_fits = {"PRIMARY": {"header": [
-            [k, hdr[k], hdr.comments[k]] for k in hdr
-            if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND")]}}
-    info = crds_info_from_file(files[0], shape=dq.shape)
-    info["instrument"], info["detector"] = instrument, detector
-    history = [history_text] if isinstance(history_text, str) else list(history_text or [])
-    return save_reference(model, outfile, reftype="MASK", input_files=files, info=info,
-                          author=author, description=description, pedigree=pedigree,
-                          useafter=str(useafter).replace(" ", "T"), history=history)
+    from ..reffile import save_mask
+    return save_mask(bad_pix_map, outfile, files,
+                     extra_header=None if hdulist is None else hdulist[0].header,
+                     instrument=instrument, detector=detector, author=author,
+                     description=description, pedigree=pedigree, useafter=useafter,
+                     history=history_text)
 
 
 def bad_pixels(flat_slope_files=None, dead_search=True, low_qe_and_open_search=True,

@@ -39,7 +39,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from ..detectors import reference_pixel_mask
 from ..dq import PIXEL, dq_def_records, flag_value
-from ..reffile import crds_info_from_file, save_reference
+from ..reffile import save_mask
 from ..stats import image_stats as _image_stats
 from ..stats import stack_stats
 from ..utils import none_check
@@ -374,19 +374,12 @@ def save_final_map(bad_pix_map, instrument, detector, files, author, description
                    useafter, history_text, sigma_thresh, smooth_width, dead_sigma_thresh,
                    max_dead_rate, max_low_qe_rate, max_open_adj_rate, do_not_use_list, outfile):
     """Save the bad pixel map as a CRDS-formatted MaskModel."""
-    dq = np.asarray(bad_pix_map, dtype=np.uint32)
-    model = dm.MaskModel(dq=dq, dq_def=dq_def_records(dq))
     extra = create_dummy_hdu_list(sigma_thresh, smooth_width, dead_sigma_thresh, max_dead_rate,
                                   max_low_qe_rate, max_open_adj_rate)[0].header
     extra["DNU_LIST"] = (",".join(do_not_use_list) or "none", "Types also flagged DO_NOT_USE")
-    model.extra_fits = {"PRIMARY": {"header": [[k, extra[k], extra.comments[k]] for k in extra
-                                               if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND")]}}
-    info = crds_info_from_file(files[0], shape=dq.shape)
-    info["instrument"], info["detector"] = instrument, detector
-    history = [history_text] if isinstance(history_text, str) else list(history_text or [])
-    return save_reference(model, outfile, reftype="MASK", input_files=files, info=info,
-                          author=author, description=description, pedigree=pedigree,
-                          useafter=str(useafter).replace(" ", "T"), history=history)
+    return save_mask(bad_pix_map, outfile, files, extra_header=extra, instrument=instrument,
+                     detector=detector, author=author, description=description,
+                     pedigree=pedigree, useafter=useafter, history=history_text)
 
 
 def pipeline_check(reference_filename, filename):

@@ -415,14 +415,9 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     final = combine_bad_pixel_types(hot, rc, low_pedestal, high_cr, flag_values=flag_values,
                                     do_not_use=do_not_use, warm=warm, noisy=noisy)
     if outfile is not None:
-        from stdatamodels.jwst import datamodels as dm
-
-        from ..dq import dq_def_records
-        from ..reffile import save_reference
+        from ..reffile import save_mask
         dq = final | np.where(ref, np.uint32(flag_value("REFERENCE_PIXEL")), np.uint32(0))
-        save_reference(dm.MaskModel(dq=dq, dq_def=dq_def_records(dq)), outfile, reftype="MASK",
-                       input_files=[str(f) for f in filenames],
-                       description="Bad pixels from darks")
+        save_mask(dq, outfile, filenames, description="Bad pixels from darks")
     if plot and outfile is not None:
         _plot_counts(mean_slope, Path(outfile).with_name(Path(outfile).stem + "_slopes.png"),
                      m + noisy_threshold * s)
