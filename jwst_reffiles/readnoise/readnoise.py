@@ -29,7 +29,7 @@ import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
 from ..detectors import reference_pixel_mask
-from ..io import CDSSource, cds_differences
+from ..io import CDSSource, RampFile, cds_differences
 from ..reffile import get_crds_info, save_reference
 from ..stats import calculate_mean, calculate_stddev, image_stats, stack_stats
 from ..utils import none_check
@@ -50,10 +50,8 @@ def make_cds_stack(data, group_diff_type="independent"):
 def readnoise_by_ramp(filename, group_diff_type="independent", clipping_sigma=3.0,
                       max_clipping_iters=3):
     """Readnoise image of one ramp file (clipped, bias-corrected std of its CDS stack)."""
-    with CDSSource([filename], group_diff_type) as source:
-        ny = source.shape[1]
     return _readnoise_rows([filename], group_diff_type, clipping_sigma, max_clipping_iters,
-                           0, ny)
+                           0, _image_rows(filename))
 
 
 def readnoise_by_slice(filenames, group_diff_type="independent", clipping_sigma=3.0,
@@ -123,6 +121,12 @@ def wrapper_readnoise_by_slice(args):
     return readnoise_by_slice(*args)
 
 
+def _image_rows(path) -> int:
+    """Number of image rows of a ramp file (from its header alone)."""
+    with RampFile(path) as f:
+        return f.shape[2]
+
+
 def _wrapper_rows(args):
     return _readnoise_rows(*args)
 
@@ -185,8 +189,7 @@ def make_readnoise(filenames, method="stack", group_diff_type="independent", cli
     cds_differences(np.zeros((1, 2, 1, 1)), group_diff_type)      # validates the name
     nproc = max(1, int(nproc))
     if method == "stack":
-        with CDSSource(filenames, group_diff_type) as source:
-            ny = source.shape[1]
+        ny = _image_rows(filenames[0])     # all files are checked when they are read
         if nproc == 1:
             readnoise = _readnoise_rows(filenames, group_diff_type, clipping_sigma,
                                         max_clipping_iters, 0, ny)
@@ -199,8 +202,7 @@ def make_readnoise(filenames, method="stack", group_diff_type="independent", cli
     else:
         # per ramp, then the clipped mean of the per-ramp variances (a mean of
         # standard deviations of short ramps would be biased low)
-        with CDSSource(filenames[:1], group_diff_type) as source:
-            ny = source.shape[1]
+        ny = _image_rows(filenames[0])
         args = [([f], group_diff_type, clipping_sigma, max_clipping_iters, 0, ny, True)
                 for f in filenames]
         if nproc == 1:
