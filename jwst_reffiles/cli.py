@@ -138,13 +138,15 @@ def run_simulate(argv: list[str]) -> int:
 # --------------------------------------------------------------------------
 
 def _module_parameters(cfgfile) -> dict[str, list[str]]:
-    """Parameter name -> module sections that have it, from the configuration.
+    """Parameter name -> modules that have it: from the configuration's module
+    sections and from the plug-ins' own ``extra_optional_arguments``.
 
     Used to offer every plug-in parameter as a command-line option.  A
     configuration that does not load gives none here; loading it for real
     reports its problems.
     """
-    from .config import ConfigError, load_config
+    from .config import ConfigError, expand_env, load_config
+    from .plugins import PluginError, discover_plugins
     try:
         cfg = load_config(cfgfile, expand_paths=False)
     except (ConfigError, OSError):
@@ -153,7 +155,67 @@ def _module_parameters(cfgfile) -> dict[str, list[str]]:
     for section in cfg.module_sections:
         for name in cfg.module_parameters(section):
             params.setdefault(name, []).append(section)
+    try:
+        found = discover_plugins([expand_env(d) for d in cfg["plugin_dirs"]])
+    except (PluginError, KeyError):
+        found = {}
+    for label in cfg["reflabels"]:
+        if label in found:
+            for name in found[label].cls.parameter_names():
+                if label not in params.setdefault(name, []):
+                    params[name].append(label)
     return params
+
+
+def _module_overrides(args, cfg_args: dict):
+    """Load the configuration with the ``--<param>`` options applied.
+
+    A parameter goes to every requested module that has it: through the
+    configuration (typed like its value there) when the module's section has
+    it, else parsed by the plug-in's own ``extra_optional_arguments``.
+    """
+    from .config import ConfigError, load_config
+    from .plugins import PluginError, discover_plugins
+    given = {k[len("modparam_"):]: v for k, v in vars(args).items()
+             if k.startswith("modparam_") and v is not None}
+    pp = list(cfg_args["section_params"])
+    direct = []
+    if given:
+        base = load_config(args.cfgfile, params=cfg_args["params"], section_params=pp)
+        requested = base.resolve_reflabels(args.reflabels)
+        try:
+            found = discover_plugins(base["plugin_dirs"])
+        except PluginError as exc:
+            raise ConfigError([str(exc)]) from None
+        for name, value in given.items():
+            targets = 0
+            for label in requested:
+                if name in base.module_parameters(label):
+                    pp.append((label, name, value))
+                    targets += 1
+                elif label in found and name in found[label].cls.parameter_names():
+                    direct.append((label, name, _plugin_parse(found[label].cls, name, value)))
+                    targets += 1
+            if not targets:
+                raise ConfigError([f"command line --{name}: none of the requested modules "
+                                   f"({', '.join(requested)}) has a parameter '{name}'"])
+    cfg = load_config(args.cfgfile, params=cfg_args["params"], section_params=pp)
+    for label, name, value in direct:
+        cfg.data[label][name] = value
+        cfg.origin[(label, name)] = "command line"
+    return cfg
+
+
+def _plugin_parse(cls, name: str, text: str):
+    """A value typed by the plug-in's own argument parser."""
+    from .config import ConfigError
+    parser = argparse.ArgumentParser(prog=cls.reflabel, add_help=False, exit_on_error=False)
+    cls.__new__(cls).extra_optional_arguments(parser)
+    try:
+        ns, _ = parser.parse_known_args([f"--{name}", text])
+    except (argparse.ArgumentError, SystemExit) as exc:
+        raise ConfigError([f"command line --{name} {text!r}: {exc}"]) from None
+    return getattr(ns, name)
 
 
 def _pre_cfgfile(argv: list[str]):
@@ -210,18 +272,25 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
 def list_plugins(cfgfile) -> int:
     """Print the plug-ins found (package, entry points, the configuration's plugin_dirs)."""
     from .config import ConfigError, load_config
-    from .plugins import PluginError, discover_plugins
+    from .plugins import PluginError
+    from .plugins.registry import discover
     try:
         cfg = load_config(cfgfile, expand_paths=True) if cfgfile else None
         dirs = cfg["plugin_dirs"] if cfg else []
-        found = discover_plugins(dirs)
+        found, combiners = discover(dirs)
     except (ConfigError, PluginError, OSError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
-    width = max([len(k) for k in found] + [8])
+    from .combine import BUILTIN_COMBINERS
+    width = max([len(k) for k in [*found, *combiners]] + [8])
     print(f"{'reflabel':<{width}}  {'reftype':<10} source")
     for label, info in sorted(found.items()):
         print(f"{label:<{width}}  {info.reftype:<10} {info.source}")
+    print(f"\n{'combiner':<{width}}  source")
+    for name in BUILTIN_COMBINERS:
+        print(f"{name:<{width}}  built-in")
+    for name, info in sorted(combiners.items()):
+        print(f"{name:<{width}}  {info.source}")
     return 0
 
 
@@ -245,33 +314,27 @@ def main(argv: list[str] | None = None) -> int:
     if not args.reflabels:
         parser.error("give the reflabels (or reference types) to make, then the input files")
 
-    from .config import ConfigError, load_config
+    from .config import ConfigError
     from .inputs import InputError
     from .pipeline.plan import PlanError, format_pipeline_plan
     from .stage1 import calibrate_inputs, format_plan, organise_inputs
+    from .stage2 import StageError, format_outcomes, make_reference_files, resolve_modules
     try:
-        requested = None
-        pp = [tuple(x) for x in args.pp]
-        given = {k[len("modparam_"):]: v for k, v in vars(args).items()
-                 if k.startswith("modparam_") and v is not None}
-        if given:
-            # plug-in parameters apply to the requested modules that have them
-            base = load_config(args.cfgfile, params=[tuple(x) for x in args.p],
-                               section_params=pp, expand_paths=False)
-            requested = base.resolve_reflabels(args.reflabels)
-            for name, value in given.items():
-                targets = [s for s in requested if name in base.module_parameters(s)]
-                if not targets:
-                    raise ConfigError([f"command line --{name}: none of the requested modules "
-                                       f"({', '.join(requested)}) has a parameter '{name}'"])
-                pp += [(s, name, value) for s in targets]
-        cfg = load_config(args.cfgfile, params=[tuple(x) for x in args.p], section_params=pp)
+        cfg = _module_overrides(args, {"params": [tuple(x) for x in args.p],
+                                       "section_params": [tuple(x) for x in args.pp]})
         if not args.inputfiles:
             raise InputError(["no input files given"])
+        # every requested module must have a plug-in and a combiner before any work starts
+        try:
+            plugins, combiners = resolve_modules(cfg, cfg.resolve_reflabels(args.reflabels))
+        except StageError as exc:
+            if not args.dry_run:
+                raise
+            print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=True)
         print(format_plan(s1))
         plan, outcomes = calibrate_inputs(s1, jobs=args.jobs, execute=not args.dry_run)
-    except (ConfigError, InputError, PlanError, FileNotFoundError) as exc:
+    except (ConfigError, InputError, PlanError, StageError, FileNotFoundError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
     print()
@@ -287,11 +350,23 @@ def main(argv: list[str] | None = None) -> int:
     for o in failed:
         print(f"  FAILED {o.run.root}: {o.error}", file=sys.stderr)
     if failed:
+        print("mkrefs: error: pipeline runs failed: no reference file was made",
+              file=sys.stderr)
         return 1
-    print("mkrefs: making the reference files (stages 2 and 3) is not available in this "
-          "development version yet; stage 1 (inputs, groups, pipeline products) is done.",
-          file=sys.stderr)
-    return 2
+    from .pipeline.run import default_jobs
+    jobs = args.jobs or default_jobs()
+    individual, final = make_reference_files(s1, plan, jobs=jobs, plugins=plugins,
+                                             combiners=combiners)
+    print()
+    print(format_outcomes(individual, final))
+    print(f"\nTables: {s1.layout.rundir / 'reffiles.ecsv'}, "
+          f"{s1.layout.rundir / 'final_reffiles.ecsv'}")
+    missing = [t["reflabel"] for t, r in final if not r["ok"]]
+    if missing:
+        print(f"mkrefs: error: no final reference file for {', '.join(missing)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

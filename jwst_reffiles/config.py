@@ -44,6 +44,12 @@ _IMTYPE_ALIASES = {"FFDD": "DDFF", "F+D+": "D+F+", "DF+": "D+F+", "FD+": "D+F+"}
 #: Keys of a module section that every module has.
 MODULE_KEYS = ("reftype", "imtypes", "ssbsteps")
 
+#: Optional keys of a module section that are not parameters of the module:
+#: reffile4ssb (its own pipeline reference files), ssbsave (steps after which
+#: the intermediate products are kept as well) and combine (its own stage-3
+#: settings, over the top-level combine section).
+MODULE_OPTIONAL_KEYS = ("reffile4ssb", "ssbsave", "combine")
+
 #: Instruments (INSTRUME values) the configuration accepts.
 INSTRUMENTS = ("NIRCAM", "NIRSPEC", "NIRISS", "MIRI", "FGS")
 
@@ -192,6 +198,25 @@ class StrList(_Type):
         return self.check(text)
 
 
+class AnyMap(_Type):
+    """A mapping of free keys to any YAML values (a combiner's own parameters)."""
+
+    name = "a mapping"
+
+    def check(self, value):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise TypeError(f"expected {self.name}, got {value!r}")
+        return {str(k): v for k, v in value.items()}
+
+    def parse(self, text):
+        try:
+            return self.check(yaml.safe_load(text))
+        except yaml.YAMLError as exc:
+            raise TypeError(f"expected a YAML mapping ({exc})") from None
+
+
 class RunID(_Type):
     """A run number, AUTO, or nothing (no run directory)."""
 
@@ -267,6 +292,14 @@ SCHEMA: dict[str, Any] = {
     "reffile4ssb": StrMap(),
     "validation": StrMap(),
     "plugin_dirs": StrList(),
+    "combine": {
+        "combiner": Str(),
+        "sigma": Float(minimum=0.1),
+        "maxiters": Int(minimum=1),
+        "min_good_fraction": Float(minimum=0.0),
+        "mask_flag_fraction": Float(minimum=0.0),
+        "parameters": AnyMap(),
+    },
 }
 
 #: Keys whose values are paths ((section, key) or (key,)): $VARIABLES and ~ are expanded.
@@ -340,9 +373,13 @@ class Config:
         return self.data[reflabel]
 
     def module_parameters(self, reflabel: str) -> dict:
-        """A module's own parameters: its section without reftype/imtypes/ssbsteps/reffile4ssb."""
+        """A module's own parameters: its section without the keys jwst_reffiles reads."""
         return {k: v for k, v in self.module(reflabel).items()
-                if k not in MODULE_KEYS and k != "reffile4ssb"}
+                if k not in MODULE_KEYS and k not in MODULE_OPTIONAL_KEYS}
+
+    def combine_settings(self, reflabel: str) -> dict:
+        """Stage-3 settings of a reflabel: the combine section, overridden by the module's."""
+        return {**self.data["combine"], **self.module(reflabel).get("combine", {})}
 
     def max_delta_mjd(self, imtypes: str) -> float | None:
         section = self.data.get(normalize_imtypes(imtypes))
@@ -430,6 +467,16 @@ def _check_module(name, values, source, problems, origin, complete):
             out["reffile4ssb"] = StrMap().check(values["reffile4ssb"])
         except TypeError as exc:
             problems.append(f"{source}: key '{name}.reffile4ssb': {exc}")
+    if "ssbsave" in values:
+        try:
+            out["ssbsave"] = StrList().check(values["ssbsave"])
+            if "ssbsteps" in values:
+                parse_ssbsteps(",".join(out["ssbsave"]) or "dq_init")
+        except (TypeError, SsbStepsError) as exc:
+            problems.append(f"{source}: key '{name}.ssbsave': {exc}")
+    if "combine" in values:
+        out["combine"] = _check_section(f"{name}.combine", SCHEMA["combine"],
+                                        values["combine"] or {}, source, problems, origin)
     for key in out:
         origin[(name, key)] = source
     return out
@@ -538,7 +585,7 @@ def _apply_override(data, origin, section, key, text, source, problems):
         problems.append(f"{where}: '{section}' is not a section")
         return
     module = data[section]
-    if key in ("reftype", "imtypes", "ssbsteps"):
+    if key in ("reftype", "imtypes", "ssbsteps", "ssbsave"):
         checked = _check_module(section, {**module, key: text}, source, problems, origin, True)
         module[key] = checked[key]
         return

@@ -4,6 +4,10 @@ Individual reference files (the spec's pattern)::
 
     outrootdir[/outsubdir][/runID]/reflabel/reflabel[_outsubdir][_runID][.addsuffix].cmdID.reftype.fits
 
+Final reference files (stage 3, one per reflabel)::
+
+    outrootdir[/outsubdir][/runID]/final/reflabel[_outsubdir][_runID][.addsuffix].reftype.fits
+
 Pipeline products go to ``ssbdir``: by default ``outrootdir[/outsubdir][/runID]/ssb``,
 or ``outrootdir[/outsubdir]/ssb`` with ``skip_runID_ssbdir``.
 
@@ -35,7 +39,7 @@ class RunLayout:
     def reflabel_dir(self, reflabel: str) -> Path:
         return self.rundir / reflabel
 
-    def reffile_name(self, reflabel: str, cmdID: str, reftype: str) -> str:
+    def _stem(self, reflabel: str) -> str:
         parts = [reflabel]
         if self.outsubdir:
             parts.append(f"_{self.outsubdir}")
@@ -43,10 +47,25 @@ class RunLayout:
             parts.append(f"_{self.run_id}")
         if self.addsuffix:
             parts.append(f".{self.addsuffix}")
-        return "".join(parts) + f".{cmdID}.{reftype}.fits"
+        return "".join(parts)
+
+    def reffile_name(self, reflabel: str, cmdID: str, reftype: str) -> str:
+        return f"{self._stem(reflabel)}.{cmdID}.{reftype}.fits"
 
     def reffile_path(self, reflabel: str, cmdID: str, reftype: str) -> Path:
         return self.reflabel_dir(reflabel) / self.reffile_name(reflabel, cmdID, reftype)
+
+    @property
+    def final_dir(self) -> Path:
+        return self.rundir / "final"
+
+    def final_name(self, reflabel: str, reftype: str) -> str:
+        """reflabel[_outsubdir][_runID][.addsuffix].reftype.fits (no cmdID: one per reflabel)."""
+        return f"{self._stem(reflabel)}.{reftype}.fits"
+
+    def final_path(self, reflabel: str, reftype: str) -> Path:
+        """The final reference file of a reflabel: <run directory>/final/<final_name>."""
+        return self.final_dir / self.final_name(reflabel, reftype)
 
     @property
     def inputs_table(self) -> Path:

@@ -38,6 +38,8 @@ class StackStats:
     median: np.ndarray
     std: np.ndarray
     count: np.ndarray
+    #: per pixel, the sum of the companion stack over the values kept (or None)
+    companion_sum: np.ndarray | None = None
 
 
 class ArraySource:
@@ -109,7 +111,7 @@ def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxit
 
 def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
                 sigma_lower: float | None = None, sigma_upper: float | None = None,
-                memory_bytes: int = DEFAULT_MEMORY_BYTES) -> StackStats:
+                memory_bytes: int = DEFAULT_MEMORY_BYTES, companion=None) -> StackStats:
     """Sigma-clipped mean, median, std and count through a stack, per pixel.
 
     Parameters
@@ -122,17 +124,28 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
         Maximum number of clipping iterations (None: until nothing changes).
     memory_bytes : int
         Working-memory budget: rows are processed in blocks that fit it.
+    companion : stack or source of the same shape, optional
+        A quantity summed, per pixel, over the values the clipping kept (e.g.
+        the squared errors of the inputs, to propagate them into the mean).
+
+    ``maxiters=0`` gives the plain (unclipped) statistics of the finite values.
     """
     if not hasattr(source, "read"):
         source = ArraySource(source)
+    if companion is not None and not hasattr(companion, "read"):
+        companion = ArraySource(companion)
     nstack, ny, nx = source.shape
+    if companion is not None and tuple(companion.shape) != (nstack, ny, nx):
+        raise ValueError(f"companion stack shape {companion.shape} differs from the "
+                         f"stack's {source.shape}")
     sl = sigma if sigma_lower is None else sigma_lower
     su = sigma if sigma_upper is None else sigma_upper
     # float64 block, its sorted copy, the rejection mask and temporaries: ~4x
-    per_row = max(1, nstack) * nx * 8 * 4
+    per_row = max(1, nstack) * nx * 8 * (4 if companion is None else 6)
     rows = int(max(1, min(ny, memory_bytes // per_row)))
     out = {k: np.empty((ny, nx), dtype=np.float64) for k in ("mean", "median", "std")}
     count = np.empty((ny, nx), dtype=np.int32)
+    csum = None if companion is None else np.empty((ny, nx), dtype=np.float64)
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
         data = np.asarray(source.read(y0, y1), dtype=np.float64)
@@ -142,7 +155,12 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
         out["median"][y0:y1] = med.reshape(y1 - y0, nx)
         out["std"][y0:y1] = std.reshape(y1 - y0, nx)
         count[y0:y1] = n.reshape(y1 - y0, nx)
-    return StackStats(mean=out["mean"], median=out["median"], std=out["std"], count=count)
+        if companion is not None:
+            comp = np.asarray(companion.read(y0, y1), dtype=np.float64).reshape(nstack, -1).T
+            kept = ~np.isnan(block)            # the clipping left these in
+            csum[y0:y1] = np.where(kept, comp, 0.0).sum(axis=1).reshape(y1 - y0, nx)
+    return StackStats(mean=out["mean"], median=out["median"], std=out["std"], count=count,
+                      companion_sum=csum)
 
 
 def clipped_mean(stack, sigma: float = 3.0, maxiters: int | None = 3, **kw) -> np.ndarray:

@@ -39,7 +39,8 @@ from .steps import (NOT_IN_SHORTHAND, SPEC_STEPS, STEP_INFO, SsbStepsError, reso
                     step_order)
 
 __all__ = ["PlanError", "Level", "Product", "PipelineRun", "PipelinePlan", "plan_pipeline",
-           "format_pipeline_plan", "JRSTEPS", "REF_KEYWORDS", "normalize_reftype"]
+           "format_pipeline_plan", "JRSTEPS", "REF_KEYWORDS", "normalize_reftype",
+           "REFPIX_MASK", "refpix_only_mask"]
 
 #: Header keyword where jwst_reffiles records the steps applied to a product.
 JRSTEPS = "JRSTEPS"
@@ -197,13 +198,14 @@ class PipelinePlan:
     ssbdir: Path | None = None
 
     def products_table(self) -> Table:
-        rows = []
-        for (label, cmd, img), p in sorted(self.products.items()):
-            rows.append((label, cmd, img, str(p["product"]), str(p.get("rateints", "")),
-                         str(p.get("fitopt", ""))))
-        return Table(rows=rows or None,
-                     names=("reflabel", "cmdID", "label", "product", "rateints", "fitopt"),
-                     dtype=(str, str, str, str, str, str))
+        """One row per group member: its product, the ramp-fit companions and the
+        intermediate products a module keeps (ssbsave), one column per step."""
+        extra = sorted({k for p in self.products.values() for k in p}
+                       - {"product", "rateints", "fitopt"})
+        names = ("reflabel", "cmdID", "label", "product", "rateints", "fitopt", *extra)
+        rows = [(label, cmd, img, *(str(p.get(k, "")) for k in names[3:]))
+                for (label, cmd, img), p in sorted(self.products.items())]
+        return Table(rows=rows or None, names=names, dtype=(str,) * len(names))
 
 
 def _exposure_root(basename: str, pattern: str | None) -> str:
@@ -291,12 +293,50 @@ def _find_products(root: str, dirs, instrument: str, exclude: Path) -> list[Prod
     return found
 
 
+#: reffile4ssb value for a mask that flags the reference pixels only (made on demand).
+REFPIX_MASK = "REFPIX"
+
+
+def refpix_only_mask(instrument: str, detector: str, refdir) -> Path:
+    """A full-frame MASK reference file flagging only the reference pixels.
+
+    Inputs of a measurement that must see every pixel (bad pixel searches,
+    darks) are calibrated with it: dq_init then flags the reference pixels,
+    which the refpix step needs, and hides nothing else.  Made once per
+    instrument/detector in ``refdir`` (atomically; a name that does not change,
+    so that products made with it are recognised in later runs).
+    """
+    from ..detectors import reference_pixel_mask
+    inst, det = str(instrument).upper(), str(detector).upper()
+    if refdir is None:
+        raise PlanError([f"reffile4ssb mask {REFPIX_MASK}: no directory to write it to"])
+    path = Path(refdir) / f"jwst_reffiles_refpix_only_{inst.lower()}_{det.lower()}_mask.fits"
+    if path.is_file():
+        return path
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+
+    from ..dq import dq_def_records, flag_value
+    from ..reffile import _Sub, save_reference
+    ref = reference_pixel_mask(inst)
+    dq = np.where(ref, np.uint32(flag_value("REFERENCE_PIXEL")), np.uint32(0))
+    ny, nx = dq.shape
+    info = {"instrument": inst, "detector": det, "subarray": _Sub("FULL", 1, 1, nx, ny),
+            "readpatt": "ANY", "fastaxis": -1, "slowaxis": 2}
+    save_reference(dm.MaskModel(dq=dq, dq_def=dq_def_records(dq)), path, reftype="MASK",
+                   info=info, description="Reference pixels only (jwst_reffiles)",
+                   history="Flags the reference pixels only, so that calibrated inputs "
+                           "hide no pixel from the measurements")
+    return path
+
+
 class _RefResolver:
     """reffile4ssb values -> a file (or N/A, CRDS) for one input file."""
 
-    def __init__(self, global_map: dict, self_refs: dict | None):
+    def __init__(self, global_map: dict, self_refs: dict | None, refdir: Path | None = None):
         self.global_map = {normalize_reftype(k): v for k, v in global_map.items()}
         self.self_refs = self_refs or {}
+        self.refdir = refdir
         self._matches: dict = {}
 
     def choices(self, module_map: dict) -> dict:
@@ -312,6 +352,11 @@ class _RefResolver:
             value = choices.get("default", "CRDS")
         if value.upper() in ("CRDS", "N/A"):
             return value.upper()
+        if value.upper() == REFPIX_MASK:
+            if reftype != "mask":
+                raise PlanError([f"{where}: reffile4ssb gives {REFPIX_MASK} for {reftype}; "
+                                 f"it is a value for the mask only"])
+            return str(refpix_only_mask(instrument, hdr.get("DETECTOR", ""), self.refdir))
         if value.upper() == "SELF":
             path = self.self_refs.get(reftype)
             if path is None:
@@ -371,13 +416,36 @@ class _RefResolver:
         return self._matches[key]
 
 
+def _intermediate(level: Level, name: str, instrument: str, where: str):
+    """The prefix of ``level`` ending at step ``name`` (ssbsave), or a problem text."""
+    try:
+        step = resolve_steps(name, instrument)
+    except SsbStepsError as exc:
+        return f"{where}: {exc}"
+    step = step[-1] if step else None
+    if step not in level.steps:
+        return (f"{where}: step {name!r} is not among the module's ssbsteps "
+                f"({', '.join(spec_name(s) for s in level.steps)})")
+    steps = level.steps[: level.steps.index(step) + 1]
+    used = {rt for s in steps for rt in STEP_INFO[s][2]}
+    return Level(steps=steps, refs=tuple((k, v) for k, v in level.refs if k in used))
+
+
+def _assign(plan: PipelinePlan, consumer: tuple, paths: dict) -> None:
+    """Record a product for a group member; 4-tuples are ssbsave intermediates."""
+    if len(consumer) == 4:
+        plan.products.setdefault(consumer[:3], {})[consumer[3]] = paths["product"]
+    else:
+        plan.products.setdefault(consumer, {}).update(paths)
+
+
 def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
     """Plan the pipeline runs for the groups of a stage-1 result."""
     cfg, layout, table = s1.config, s1.layout, s1.catalog.table
     ssbdir = Path(layout.ssbdir)
     search = [ssbdir] + [Path(d) for d in cfg["output"]["pipeline_prod_search_dir"]]
     pattern = cfg["inputfiles"].get("basenamepattern")
-    resolver = _RefResolver(cfg["reffile4ssb"], self_refs)
+    resolver = _RefResolver(cfg["reffile4ssb"], self_refs, refdir=ssbdir / "reffiles")
     plan = PipelinePlan(ssbdir=ssbdir)
     problems = []
     needs: dict[int, dict[Level, list]] = {}
@@ -420,6 +488,14 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
                 level = Level(steps=steps, refs=tuple(sorted(refs.items())))
                 needs.setdefault(m.fileID, {}).setdefault(level, []).append(
                     (label, grp.cmdID, m.label))
+                for name in sec.get("ssbsave", []):
+                    sub = _intermediate(level, name, inst, f"{label}: ssbsave")
+                    if isinstance(sub, str):
+                        if sub not in problems:
+                            problems.append(sub)
+                        continue
+                    needs[m.fileID].setdefault(sub, []).append(
+                        (label, grp.cmdID, m.label, spec_name(sub.steps[-1])))
     if problems:
         raise PlanError(problems)
 
@@ -437,7 +513,7 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
                 plan.naive_runs += len(consumers)
             if not level.steps:
                 for c in consumers:
-                    plan.products[c] = {"product": source}
+                    _assign(plan, c, {"product": source})
                 continue
             tag = _tag(level, inst, global_refs[fid], noop)
             exact = [p for p in found if p.steps == level.steps and p.matches_refs(level)
@@ -449,7 +525,7 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
                 if level.terminal:
                     paths.update(_companions(root, tag, best.path.parent))
                 for c in consumers:
-                    plan.products[c] = paths
+                    _assign(plan, c, paths)
                 plan.reused.append((root, best.path))
                 continue
             todo.append(level)
@@ -476,7 +552,7 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
                 saves.append(SavePoint(level=level, step=level.steps[-1], dest=dest,
                                        companions=comp))
                 for c in needs[fid][level]:
-                    plan.products[c] = {"product": dest, **comp}
+                    _assign(plan, c, {"product": dest, **comp})
             run = PipelineRun(fileID=fid, root=root, instrument=inst, input=start.path,
                               done=start.steps, steps=top.steps, refs=dict(top.refs),
                               saves=saves,

@@ -25,18 +25,72 @@ from pathlib import Path
 
 from astropy.table import Table
 
-__all__ = ["Plugin", "images_table"]
+__all__ = ["Plugin", "Combiner", "images_table", "add_config_parameters", "call_with_parameters"]
 
 
-def images_table(files, labels=None, imtypes=None, mjds=None, inputs=None) -> Table:
-    """The ``inputimages`` table of a list of calibrated files."""
+def images_table(files, labels=None, imtypes=None, mjds=None, inputs=None,
+                 extra: dict | None = None) -> Table:
+    """The ``inputimages`` table of a list of calibrated files.
+
+    ``extra`` adds columns (name -> list), e.g. the ramp-fit companions
+    ``rateints``/``fitopt`` and intermediate products such as ``jump``.
+    """
     files = [str(f) for f in files]
     n = len(files)
-    return Table({"label": labels or [f"D{k + 1}" for k in range(n)],
-                  "imtype": imtypes or ["dark"] * n,
-                  "MJD": mjds or [0.0] * n,
-                  "input_name": inputs or files,
-                  "output_name": files})
+    table = Table({"label": labels or [f"D{k + 1}" for k in range(n)],
+                   "imtype": imtypes or ["dark"] * n,
+                   "MJD": mjds or [0.0] * n,
+                   "input_name": inputs or files,
+                   "output_name": files})
+    for name, values in (extra or {}).items():
+        table[name] = [str(v) for v in values]
+    return table
+
+
+def _cli_type(default, name):
+    from ..config import _convert_like
+
+    def convert(text):
+        try:
+            return _convert_like(default, text, f"--{name}")
+        except TypeError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = type(default).__name__ if default is not None else "value"
+    return convert
+
+
+def add_config_parameters(parser: argparse.ArgumentParser, reflabel: str) -> None:
+    """Add every parameter of the shipped configuration section of ``reflabel``
+    as ``--name`` (default None: the configuration's value applies), typed
+    like its default value."""
+    from ..config import load_config
+    cfg = load_config(expand_paths=False)
+    for name, default in cfg.module_parameters(reflabel).items():
+        parser.add_argument(f"--{name}", type=_cli_type(default, name), default=None,
+                            help=f"(default {default!r})")
+
+
+def call_with_parameters(func, parameters: dict, owner: str, rename: dict | None = None,
+                         **fixed):
+    """Call ``func(**fixed, **parameters)``; a parameter ``func`` does not take is
+    an error naming it (a misspelt configuration key must not pass silently).
+
+    ``rename`` maps parameter names to ``func``'s argument names.
+    """
+    import inspect
+    rename = rename or {}
+    accepted = set(inspect.signature(func).parameters)
+    kwargs, unknown = {}, []
+    for name, value in parameters.items():
+        arg = rename.get(name, name)
+        if arg in accepted and arg not in fixed:
+            kwargs[arg] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(f"{owner}: parameter(s) {', '.join(unknown)} not understood by "
+                         f"{func.__module__}.{func.__qualname__}")
+    return func(**fixed, **kwargs)
 
 
 class Plugin:
@@ -97,10 +151,14 @@ class Plugin:
         parser.add_argument("files", nargs="+", help="calibrated input files")
         cls.__new__(cls).extra_optional_arguments(parser)
         args = parser.parse_args(argv)
-        params = {}
-        if args.cfgfile:
-            from ..config import load_config
-            params = load_config(args.cfgfile, expand_paths=False).module_parameters(cls.reflabel)
+        from ..config import ConfigError, load_config
+        try:
+            cfg = load_config(args.cfgfile, expand_paths=False)
+            params = (cfg.module_parameters(cls.reflabel) if cls.reflabel in cfg.module_sections
+                      else {})
+        except (ConfigError, FileNotFoundError) as exc:
+            print(f"mkref_{cls.reflabel}: error: {exc}", file=sys.stderr)
+            return 2
         for name in cls.parameter_names():
             value = getattr(args, name, None)
             if value is not None:
@@ -112,3 +170,38 @@ class Plugin:
             return 2
         print(out)
         return 0
+
+
+class Combiner:
+    """Base class of combiner plug-ins (stage 3): individual files -> final file.
+
+    A combiner sets ``name`` (what the configuration's ``combine.combiner``
+    names) and implements ``callalgorithm()``, where it sees
+    ``self.inputreffiles`` (the individual reference files), ``self.reftype``,
+    ``self.args.outputreffilename`` and ``self.parameters`` (the ``combine``
+    settings, with ``parameters`` for the combiner's own).  It saves the final
+    reference file itself (``jwst_reffiles.reffile.atomic_save`` recommended).
+    """
+
+    name: str = ""
+
+    def __init__(self, inputreffiles, outputreffilename, reftype: str, parameters=None):
+        if not self.name:
+            raise TypeError(f"{type(self).__name__} must set name")
+        self.inputreffiles = [str(f) for f in inputreffiles]
+        self.reftype = reftype
+        self.parameters = dict(parameters or {})
+        self.args = argparse.Namespace(outputreffilename=outputreffilename)
+
+    def callalgorithm(self):
+        raise NotImplementedError(f"{type(self).__name__} does not implement callalgorithm()")
+
+    def run(self):
+        if not self.inputreffiles:
+            raise ValueError(f"combiner {self.name}: no individual reference files")
+        Path(self.args.outputreffilename).parent.mkdir(parents=True, exist_ok=True)
+        self.callalgorithm()
+        out = Path(self.args.outputreffilename)
+        if not out.is_file():
+            raise RuntimeError(f"combiner {self.name}: callalgorithm() did not write {out}")
+        return out

@@ -127,6 +127,8 @@ class TruthParameters:
     cosmic_ray_flux: float = 5.0        # events / cm^2 / s
     cosmic_ray_median_e: float = 1500.0 # electrons (median deposit)
     cosmic_ray_sigma_ln: float = 0.8
+    hot_dark_current: tuple = (2.0, 1e5)    # e-/s, range of HOT pixels (log-uniform)
+    warm_dark_current: tuple = (0.1, 1.0)   # e-/s, range of WARM pixels (uniform)
     fractions: dict = field(default_factory=lambda: {
         "DEAD": 5e-4, "LOW_QE": 1e-3, "OPEN": 2e-4, "HOT": 5e-4, "WARM": 2e-3,
         "RC": 5e-4, "TELEGRAPH": 5e-4, "LOW_PED": 5e-4,
@@ -349,10 +351,11 @@ def make_truth(detector: str | DetectorGeometry, seed: int = 0,
         neighbour_gain[ny_, nx_] = 1 + 0.25 * lost / qe[ny_, nx_]
         value[j] = neighbour_gain[ny_, nx_]
     i = sel("HOT")
-    dark_current[rows[i], cols[i]] = 10 ** rng.uniform(np.log10(2.0), 5.0, len(i))
+    lo, hi = par.hot_dark_current
+    dark_current[rows[i], cols[i]] = 10 ** rng.uniform(np.log10(lo), np.log10(hi), len(i))
     value[i] = dark_current[rows[i], cols[i]]
     i = sel("WARM")
-    dark_current[rows[i], cols[i]] = rng.uniform(0.1, 1.0, len(i))
+    dark_current[rows[i], cols[i]] = rng.uniform(*par.warm_dark_current, len(i))
     value[i] = dark_current[rows[i], cols[i]]
     i = sel("RC")
     rc_amplitude[rows[i], cols[i]] = rng.uniform(100.0, 600.0, len(i))

@@ -1,0 +1,384 @@
+"""Stages 2 and 3: individual reference files from the groups, final ones from those.
+
+Stage 2 calls the plug-in of every requested reflabel once per group, with the
+group's calibrated products (``inputimages``) and the output name the layout
+gives (the spec's pattern).  Stage 3 combines the individual files of each
+reflabel into its final reference file with the combiner its configuration
+names (a built-in one or a combiner plug-in).
+
+Every call is a *task*: a plain dict (picklable, so that any executor can run
+it in another process) handed to :func:`run_individual` or :func:`run_final`,
+which never raise: a failure is returned, with its message, and its traceback
+is kept next to where the output would have been (``<output>.error.txt``).
+
+A plug-in writes into a private temporary directory beside its destination;
+only when it succeeded and its file opens as the data model of its reference
+type are the files moved into place (the reference file last), so a reader
+never finds a half-written or invalid reference file under the final name.
+
+The outcomes are written to ``reffiles.ecsv`` and ``final_reffiles.ecsv`` in
+the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+
+from astropy.table import Table
+
+from .reffile import REFTYPES, atomic_write
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StageError", "resolve_modules", "individual_tasks", "run_individual", "final_tasks",
+           "run_final", "run_tasks", "make_reference_files", "format_outcomes"]
+
+
+class StageError(ValueError):
+    """The requested reflabels cannot be made (no plug-in, unknown combiner...)."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__(problems[0] if len(problems) == 1 else
+                         "cannot make the reference files:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
+
+
+def _norm_reftype(reftype: str) -> str:
+    from .pipeline.plan import normalize_reftype
+    return normalize_reftype(reftype)
+
+
+def resolve_modules(config, reflabels):
+    """The plug-in of every reflabel and the combiner of each, checked up front.
+
+    Returns (plugins, combiners): reflabel -> PluginInfo, reflabel -> combiner
+    (a built-in name, or a PluginInfo).  Raises StageError listing every
+    reflabel without a plug-in (with what was found), a reftype that differs
+    between the configuration and the plug-in, and unknown combiners.
+    """
+    from .combine import BUILTIN_COMBINERS
+    from .plugins import PluginError
+    from .plugins.registry import discover
+    try:
+        found, combiners = discover(config["plugin_dirs"])
+    except PluginError as exc:
+        raise StageError([str(exc)]) from None
+    problems, plugins, chosen = [], {}, {}
+    for label in reflabels:
+        info = found.get(label)
+        if info is None:
+            problems.append(
+                f"no plug-in for reflabel '{label}' (configured in "
+                f"{config.cfgfile or 'the defaults'}); plug-ins found: "
+                f"{', '.join(sorted(found)) or 'none'} (mkrefs --list-plugins shows where "
+                f"from; add a directory of mkref_*.py files to plugin_dirs)")
+            continue
+        section = config.module(label)
+        if _norm_reftype(section["reftype"]) != _norm_reftype(info.reftype):
+            problems.append(f"reflabel '{label}': the configuration says reftype "
+                            f"'{section['reftype']}', its plug-in ({info.source}) makes "
+                            f"'{info.reftype}'")
+        plugins[label] = info
+        name = config.combine_settings(label)["combiner"]
+        if name in BUILTIN_COMBINERS:
+            chosen[label] = name
+        elif name in combiners:
+            chosen[label] = combiners[name]
+        else:
+            problems.append(f"reflabel '{label}': unknown combiner '{name}' (built-in: "
+                            f"{', '.join(BUILTIN_COMBINERS)}; combiner plug-ins: "
+                            f"{', '.join(sorted(combiners)) or 'none'})")
+    if problems:
+        raise StageError(problems)
+    return plugins, chosen
+
+
+# --------------------------------------------------------------------------
+# stage 2: individual reference files
+# --------------------------------------------------------------------------
+
+def individual_tasks(s1, plan, plugins) -> list[dict]:
+    """One task per (reflabel, group): the plug-in, its images, parameters and output."""
+    cfg, layout = s1.config, s1.layout
+    rows = {int(r["fileID"]): r for r in s1.catalog.table}
+    tasks = []
+    for label in s1.reflabels:
+        section = cfg.module(label)
+        info = plugins[label]
+        for grp in s1.groupings[label].groups:
+            images = []
+            for m in grp.members:
+                prod = plan.products.get((label, grp.cmdID, m.label), {})
+                row = {"label": m.label, "imtype": str(rows[m.fileID]["imtype"]),
+                       "MJD": float(m.MJD), "input_name": str(rows[m.fileID]["filename"]),
+                       "output_name": str(prod.get("product", rows[m.fileID]["filename"]))}
+                for k, v in prod.items():
+                    if k != "product":
+                        row[k] = str(v)
+                images.append(row)
+            tasks.append({
+                "kind": "individual", "reflabel": label, "reftype": section["reftype"],
+                "cmdID": grp.cmdID, "plugin": info.ref,
+                "parameters": cfg.module_parameters(label), "images": images,
+                "output": str(layout.reffile_path(label, grp.cmdID, section["reftype"])),
+            })
+    return tasks
+
+
+def _images_table(images: list[dict]):
+    from .plugins.base import images_table
+    extra_names = [k for k in images[0] if k not in
+                   ("label", "imtype", "MJD", "input_name", "output_name")]
+    return images_table([i["output_name"] for i in images],
+                        labels=[i["label"] for i in images],
+                        imtypes=[i["imtype"] for i in images],
+                        mjds=[i["MJD"] for i in images],
+                        inputs=[i["input_name"] for i in images],
+                        extra={k: [i.get(k, "") for i in images] for k in extra_names})
+
+
+def check_reference_file(path, reftype: str) -> None:
+    """The file must open as the data model of its reference type and validate."""
+    from stdatamodels.jwst import datamodels as dm
+    name = REFTYPES.get(_norm_reftype(reftype))
+    with dm.open(str(path)) as model:
+        if name and type(model).__name__ != name and not (
+                name == "DarkModel" and type(model).__name__ == "DarkMIRIModel"):
+            raise ValueError(f"{path} opens as {type(model).__name__}, not the {name} of a "
+                             f"{reftype} reference file")
+        model.validate()
+
+
+def _move_into_place(tmpdir: Path, final: Path) -> list[str]:
+    """Move the files a plug-in wrote into final's directory, the reference file last."""
+    moved = []
+    for p in sorted(tmpdir.rglob("*")):
+        if p.is_file() and p.name != final.name:
+            dest = final.parent / p.relative_to(tmpdir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+            moved.append(str(dest))
+    os.replace(tmpdir / final.name, final)
+    return moved
+
+
+def _failure(task, t0, exc) -> dict:
+    out = Path(task["output"])
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    errfile = out.with_name(out.name + ".error.txt")
+    try:
+        atomic_write(errfile, lambda tmp: Path(tmp).write_text(text))
+    except OSError:
+        errfile = None
+    return {"ok": False, "seconds": time.perf_counter() - t0,
+            "error": f"{type(exc).__name__}: {exc}", "errorfile": str(errfile or ""),
+            "side_files": []}
+
+
+def run_individual(task: dict) -> dict:
+    """Run one plug-in call (never raises; see the module docstring)."""
+    from .plugins.registry import load_plugin_class
+    t0 = time.perf_counter()
+    final = Path(task["output"])
+    tmpdir = None
+    try:
+        cls = load_plugin_class(task["plugin"])
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        plugin = cls(_images_table(task["images"]), str(tmpdir / final.name),
+                     task["parameters"])
+        plugin.run()
+        check_reference_file(tmpdir / final.name, task["reftype"])
+        side = _move_into_place(tmpdir, final)
+        stale = final.with_name(final.name + ".error.txt")
+        if stale.exists():
+            stale.unlink()
+        return {"ok": True, "seconds": time.perf_counter() - t0, "error": "", "errorfile": "",
+                "side_files": side}
+    except BaseException as exc:       # a plug-in's own error, whatever it is
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return _failure(task, t0, exc)
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# stage 3: final reference files
+# --------------------------------------------------------------------------
+
+def final_tasks(s1, individual: list[tuple[dict, dict]], combiners: dict) -> list[dict]:
+    """One combine task per reflabel, over the individual files that were made."""
+    cfg, layout = s1.config, s1.layout
+    tasks = []
+    for label in s1.reflabels:
+        section = cfg.module(label)
+        mine = [(t, r) for t, r in individual if t["reflabel"] == label]
+        made = [(t, r) for t, r in mine if r["ok"]]
+        history = [f"{Path(t['output']).name} made by {label} from "
+                   + ", ".join(os.path.basename(i["input_name"]) for i in t["images"])
+                   for t, _ in made]
+        failed = [t["cmdID"] for t, r in mine if not r["ok"]]
+        if failed:
+            history.append(f"{len(failed)} group(s) failed and are not included: "
+                           + ", ".join(failed))
+        comb = combiners[label]
+        tasks.append({
+            "kind": "final", "reflabel": label, "reftype": section["reftype"],
+            "combiner": comb if isinstance(comb, str) else comb.ref,
+            "combiner_name": comb if isinstance(comb, str) else comb.cls.name,
+            "settings": cfg.combine_settings(label),
+            "inputs": [t["output"] for t, _ in made], "history": history,
+            "n_groups": len(mine),
+            "output": str(layout.final_path(label, section["reftype"])),
+        })
+    return tasks
+
+
+def run_final(task: dict) -> dict:
+    """Combine one reflabel's individual files (never raises)."""
+    from .combine import BUILTIN_COMBINERS, combine_reffiles
+    from .plugins.registry import load_plugin_class
+    t0 = time.perf_counter()
+    try:
+        if not task["inputs"]:
+            raise RuntimeError(f"no individual {task['reflabel']} reference file was made "
+                               f"(of {task['n_groups']} group(s)): nothing to combine")
+        s = task["settings"]
+        out = Path(task["output"])
+        if task["combiner"] in BUILTIN_COMBINERS:
+            combine_reffiles(task["inputs"], out, _norm_reftype(task["reftype"]),
+                             combiner=task["combiner"], sigma=s["sigma"],
+                             maxiters=s["maxiters"], min_good_fraction=s["min_good_fraction"],
+                             mask_flag_fraction=s["mask_flag_fraction"],
+                             history=task["history"])
+        else:
+            cls = load_plugin_class(task["combiner"])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp",
+                                           dir=out.parent))
+            try:
+                cls(task["inputs"], str(tmpdir / out.name), task["reftype"],
+                    {**s, "history": task["history"]}).run()
+                check_reference_file(tmpdir / out.name, task["reftype"])
+                _move_into_place(tmpdir, out)
+            finally:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+        check_reference_file(out, task["reftype"])
+        return {"ok": True, "seconds": time.perf_counter() - t0, "error": "", "errorfile": "",
+                "side_files": []}
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return _failure(task, t0, exc)
+
+
+# --------------------------------------------------------------------------
+# running the tasks
+# --------------------------------------------------------------------------
+
+def run_tasks(func, tasks: list[dict], jobs: int = 1, progress=None) -> list[dict]:
+    """Run ``func`` on every task, ``jobs`` processes at once (1: in this process).
+
+    ``func`` never raises; a worker process that dies is recorded as the
+    failure of the tasks it had not finished.
+    """
+    results: list[dict | None] = [None] * len(tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        for k, task in enumerate(tasks):
+            results[k] = func(task)
+            if progress:
+                progress(task, results[k])
+        return results
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                             mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(func, task): k for k, task in enumerate(tasks)}
+        for fut, k in futures.items():
+            try:
+                results[k] = fut.result()
+            except BrokenProcessPool as exc:
+                results[k] = {"ok": False, "seconds": 0.0, "errorfile": "", "side_files": [],
+                              "error": f"the worker process died ({exc})"}
+            if progress:
+                progress(tasks[k], results[k])
+    return results
+
+
+def _table(tasks, results, final=False) -> Table:
+    rows = []
+    for t, r in zip(tasks, results):
+        rows.append((t["reflabel"], "" if final else t["cmdID"], t["reftype"],
+                     "made" if r["ok"] else "failed", t["output"] if r["ok"] else "",
+                     round(r["seconds"], 2), r["error"], r["errorfile"],
+                     ",".join(t["inputs"] if final else [i["output_name"] for i in t["images"]])))
+    names = ("reflabel", "cmdID", "reftype", "status", "output", "seconds", "error",
+             "errorfile", "inputs")
+    return Table(rows=rows or None, names=names,
+                 dtype=(str, str, str, str, str, float, str, str, str))
+
+
+def make_reference_files(s1, plan, jobs: int = 1, plugins=None, combiners=None):
+    """Stages 2 and 3 for a stage-1 result whose pipeline products exist.
+
+    Returns (individual, final): lists of (task, result).  Writes
+    ``reffiles.ecsv`` and ``final_reffiles.ecsv`` in the run directory.
+    """
+    if plugins is None or combiners is None:
+        plugins, combiners = resolve_modules(s1.config, s1.reflabels)
+
+    def progress(kind, total):
+        done = [0]
+
+        def report(task, result):
+            done[0] += 1
+            what = (f"{task['reflabel']} {task.get('cmdID', '')}".strip())
+            if result["ok"]:
+                log.info("%s %d/%d: %s made (%.1f s)", kind, done[0], total, what,
+                         result["seconds"])
+            else:
+                log.error("%s %d/%d: %s FAILED: %s", kind, done[0], total, what,
+                          result["error"])
+        return report
+
+    tasks = individual_tasks(s1, plan, plugins)
+    results = run_tasks(run_individual, tasks, jobs, progress("individual", len(tasks)))
+    table = _table(tasks, results)
+    atomic_write(s1.layout.rundir / "reffiles.ecsv",
+                 lambda tmp: table.write(tmp, format="ascii.ecsv"))
+    individual = list(zip(tasks, results))
+    ftasks = final_tasks(s1, individual, combiners)
+    fresults = run_tasks(run_final, ftasks, jobs, progress("final", len(ftasks)))
+    ftable = _table(ftasks, fresults, final=True)
+    atomic_write(s1.layout.rundir / "final_reffiles.ecsv",
+                 lambda tmp: ftable.write(tmp, format="ascii.ecsv"))
+    return individual, list(zip(ftasks, fresults))
+
+
+def format_outcomes(individual, final) -> str:
+    """The summary printed at the end of a run."""
+    lines = ["Individual reference files:"]
+    for t, r in individual:
+        state = f"made ({r['seconds']:.1f} s)" if r["ok"] else f"FAILED: {r['error']}"
+        lines.append(f"  {t['reflabel']:<20} {t['cmdID']}  {state}")
+        if not r["ok"] and r["errorfile"]:
+            lines.append(f"  {'':<20} traceback: {r['errorfile']}")
+    lines.append("Final reference files:")
+    for t, r in final:
+        n = len(t["inputs"])
+        if r["ok"]:
+            lines.append(f"  {t['reflabel']:<20} {t['output']}  ({t['combiner_name']} of {n} of "
+                         f"{t['n_groups']} group(s))")
+        else:
+            lines.append(f"  {t['reflabel']:<20} NOT MADE: {r['error']}")
+    return "\n".join(lines)
