@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .dq import flag_value
+from .io import read_section
 from .stats import DEFAULT_MEMORY_BYTES, stack_stats
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,11 @@ class _PlaneSource:
 
     def read(self, y0, y1):
         out = np.empty((self.shape[0], y1 - y0, self.shape[2]), np.float64)
+        rows = (slice(y0, y1), slice(None))
         for k, h in enumerate(self.hduls):
-            out[k] = h[self.ext].section[self.index + (slice(y0, y1), slice(None))]
+            out[k] = read_section(h[self.ext], self.index + rows)
             if self.dq_ext is not None:
-                dq = np.asarray(h[self.dq_ext].section[self.dq_index + (slice(y0, y1),
-                                                                        slice(None))])
+                dq = read_section(h[self.dq_ext], self.dq_index + rows, np.uint32)
                 out[k][(dq & self.dnu) > 0] = np.nan
         return out
 
@@ -175,16 +176,16 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
     with the combined arrays, ``description`` (default: the first file's, noting
     the combination) and ``history`` lines added, validated and saved atomically.
     """
-    from astropy.io import fits
     from stdatamodels.jwst import datamodels as dm
 
     from .dq import dq_def_records
+    from .io import open_unscaled
     from .reffile import atomic_save
 
     files = [str(f) for f in files]
     if not files:
         raise ValueError(f"no individual {reftype} reference files to combine")
-    hduls = [fits.open(f, memmap=True) for f in files]
+    hduls = [open_unscaled(f) for f in files]
     try:
         ext = _extensions(hduls[0])
         for f, h in zip(files[1:], hduls[1:]):
@@ -203,15 +204,15 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
         if reftype.lower() in MASK_REFTYPES or ext["sci"] is None:
             if ext["dq"] is None:
                 raise ValueError(f"{files[0]}: neither SCI, COEFFS nor DQ: nothing to combine")
-            dq_out = combine_dq((np.asarray(h[ext["dq"]].data) for h in hduls),
+            dq_out = combine_dq((read_section(h[ext["dq"]], (), np.uint32) for h in hduls),
                                 mask_flag_fraction)
         else:
             sshape = hduls[0][ext["sci"]].shape
             planes = list(np.ndindex(*sshape[:-2]))
             dq_shape = hduls[0][ext["dq"]].shape if ext["dq"] else None
-            sci_out = np.empty(sshape, hduls[0][ext["sci"]].data.dtype)
+            sci_out = np.empty(sshape, np.float32)
             if ext["err"]:
-                err_out = np.empty(hduls[0][ext["err"]].shape, hduls[0][ext["err"]].data.dtype)
+                err_out = np.empty(hduls[0][ext["err"]].shape, np.float32)
             few = np.zeros(sshape[-2:], bool) if dq_shape is None or len(dq_shape) == 2 else \
                 np.zeros(dq_shape, bool)
             for p in planes:
@@ -225,8 +226,7 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
                 sci = res.sci
                 missing = res.count == 0
                 if missing.any():       # nothing usable: the median of all, DQ ignored
-                    raw = np.stack([np.asarray(h[ext["sci"]].section[p])[missing]
-                                    for h in hduls]).astype(np.float64)
+                    raw = np.stack([read_section(h[ext["sci"]], p)[missing] for h in hduls])
                     with np.errstate(all="ignore"):
                         fill = np.nanmedian(np.where(np.isfinite(raw), raw, np.nan), axis=0)
                     sci[missing] = np.nan_to_num(fill, nan=0.0)
@@ -239,7 +239,7 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
                 else:
                     few |= too_few
             if ext["dq"]:
-                dq_out = combine_dq((np.asarray(h[ext["dq"]].data) for h in hduls),
+                dq_out = combine_dq((read_section(h[ext["dq"]], (), np.uint32) for h in hduls),
                                     1.0 - min_good_fraction)
                 dq_out[few] |= np.uint32(flag_value("DO_NOT_USE"))
     finally:

@@ -12,7 +12,35 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["RampFile", "CDSSource", "GroupSource", "cds_differences"]
+__all__ = ["RampFile", "CDSSource", "GroupSource", "cds_differences", "open_unscaled",
+           "read_section"]
+
+
+def open_unscaled(path):
+    """Open a FITS file for :func:`read_section` (no memmap, scaling left to it)."""
+    return fits.open(path, memmap=False, do_not_scale_image_data=True, lazy_load_hdus=True)
+
+
+def read_section(hdu, index=(), dtype=np.float64) -> np.ndarray:
+    """Part of an image HDU (opened by :func:`open_unscaled`), scaled, as ``dtype``.
+
+    Only the requested bytes are read.  Integer ``dtype`` (DQ arrays stored as
+    signed integers with BZERO) are converted exactly.
+    """
+    raw = np.asarray(hdu.section[index] if index != () else hdu.section[...])
+    bscale = float(hdu.header.get("BSCALE", 1.0))
+    bzero = hdu.header.get("BZERO", 0)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        out = raw.astype(np.int64)
+        if bscale != 1.0:
+            raise ValueError(f"{hdu.name}: scaled (BSCALE {bscale}) integer data")
+        return (out + int(bzero)).astype(dtype)
+    out = raw.astype(dtype)
+    if bscale != 1.0:
+        out *= bscale
+    if bzero:
+        out += float(bzero)
+    return out
 
 
 class RampFile:

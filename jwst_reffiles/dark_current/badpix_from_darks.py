@@ -95,21 +95,9 @@ def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5
     return high.astype(np.uint8), potential_rc.astype(np.uint8)
 
 
-def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0):
-    """Groups (ngroups, y, x) where the pixel's own ramp steps.
-
-    jwst's jump step also flags the four neighbours of every jump; such a flag
-    marks no step in the pixel's own ramp, so a flag counts only when the group
-    difference it sits on is more than ``nsigma`` robust standard deviations
-    (from the pixel's unflagged differences) from their median.  Steps jwst
-    did not flag count too when beyond ``step_nsigma``: small random
-    telegraph switches often escape its threshold.
-    """
-    ramp = np.asarray(ramp, dtype=np.float64)
-    flagged = (np.asarray(groupdq) & flag_value("JUMP_DET")) > 0
-    if ramp.shape[0] < 3:
-        return flagged
-    d = np.diff(ramp, axis=0)
+def _difference_noise(ramp, flagged):
+    """(median, robust sigma) of each pixel's unflagged group differences."""
+    d = np.diff(np.asarray(ramp, dtype=np.float64), axis=0)
     # the scatter from the differences not flagged: a pixel that jumps often
     # must not hide its jumps by inflating its own noise estimate
     quiet = np.where(flagged[1:], np.nan, d)
@@ -119,6 +107,30 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0):
         sigma = 1.4826 * np.nanmedian(np.abs(quiet - med), axis=0)
     med = np.where(np.isfinite(med), med, np.median(d, axis=0))
     sigma = np.where(np.isfinite(sigma), sigma, 1.4826 * np.median(np.abs(d - med), axis=0))
+    return med, sigma
+
+
+def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
+    """Groups (ngroups, y, x) where the pixel's own ramp steps.
+
+    jwst's jump step also flags the four neighbours of every jump; such a flag
+    marks no step in the pixel's own ramp, so a flag counts only when the group
+    difference it sits on is more than ``nsigma`` robust standard deviations
+    (from the pixel's unflagged differences) from their median.  Steps jwst
+    did not flag count too when beyond ``step_nsigma``: small random
+    telegraph switches often escape its threshold.
+
+    ``sigma`` (per pixel) replaces the scatter estimated from this ramp alone:
+    the pixel's noise from all its integrations is far more precise than from
+    one short ramp, whose underestimates would pass for steps.
+    """
+    ramp = np.asarray(ramp, dtype=np.float64)
+    flagged = (np.asarray(groupdq) & flag_value("JUMP_DET")) > 0
+    if ramp.shape[0] < 3:
+        return flagged
+    d = np.diff(ramp, axis=0)
+    med, own_sigma = _difference_noise(ramp, flagged)
+    sigma = own_sigma if sigma is None else sigma
     out = np.zeros_like(flagged)
     dev = np.abs(d - med) / np.maximum(sigma, 1e-6)
     # unflagged steps: measured from a running median of the differences (a
@@ -293,6 +305,7 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                                int(first_hdr.get("SUBSTRT2", 1)), shape[1], shape[0])
 
     sat_bit = flag_value("SATURATED")
+    jump_bit = flag_value("JUMP_DET")
     whole_sum = np.zeros(shape)          # clean-integration ramp slopes, per group
     late_sum = np.zeros(shape)
     diff_sq = np.zeros(shape)
@@ -316,8 +329,15 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
         with fits.open(jf) as hdul:
             gdq = hdul["GROUPDQ"].data
             sci = hdul["SCI"].data
+            # each pixel's difference noise: the median of its integrations'
+            # (robust to the integrations where it switches when there are 3 or
+            # more; with fewer, each integration's own)
+            noise = None
+            if slopes.shape[0] >= 3:
+                noise = np.median([_difference_noise(sci[i], (gdq[i] & jump_bit) > 0)[1]
+                                   for i in range(slopes.shape[0])], axis=0)
             for i in range(slopes.shape[0]):
-                jumps = real_jumps(sci[i], gdq[i])
+                jumps = real_jumps(sci[i], gdq[i], sigma=noise)
                 njump = jumps.sum(axis=0)
                 saturated = (gdq[i] & sat_bit) > 0
                 # saturated by the second read: no usable slope at all.  Only the
@@ -385,7 +405,11 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
         mean_diff = (whole_sum - late_sum) / n_curv
         var_diff = (diff_sq / n_curv - mean_diff ** 2) * n_curv / (n_curv - 1)
         stderr = np.sqrt(var_diff / n_curv)
-        curved = (judged & (n_curv >= 2) & (late_sum < 0.3 * whole_sum)
+        # measured above the detector's ordinary dark rate m, so that a high
+        # dark current does not hide the curvature
+        late_ex = late_sum / n_curv - m
+        whole_ex = whole_sum / n_curv - m
+        curved = (judged & (n_curv >= 2) & (late_ex < 0.6 * whole_ex)
                   & (mean_diff > 5 * stderr))
     # straight: measured so, or bright at the end of most integrations (reset
     # decay never gets there)
@@ -396,7 +420,9 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     rc = sci & (((ped_rc_count >= rc_fraction_threshold * nfiles) & ~linear_high & ~many_jumps)
                 | (jump_rc_count >= rc_fraction_threshold * nfiles)
                 | (high_rate & curved))
-    low_pedestal = sci & (low_count >= low_pedestal_fraction * nfiles)
+    # the pedestal (ramp-fit intercept) of a pixel with a raised or curved
+    # ramp is not its reset level: such pixels are hot, warm or RC
+    low_pedestal = sci & (low_count >= low_pedestal_fraction * nfiles) & ~high_rate & ~rc
     saturated = sci & (sat_count >= max_saturated_fraction * max(1, n_ints))
     high_cr = many_jumps & ~rc & ~saturated
     # a raised slope of a pixel that steps often is telegraph noise, not dark current
