@@ -15,6 +15,9 @@ Two layers, as everywhere in the package:
 Rules
 -----
 * Values whose DQ has DO_NOT_USE, and non-finite values, are left out.
+* sigma_clipped_mean clips at ``sigma`` robust standard deviations (MAD x
+  1.4826) from the median: among the handful of individual files a run
+  usually has, a standard-deviation threshold could never reject anything.
 * ERR: for the mean of the n values used, sqrt(sum err_i^2) / n; for
   sigma_clipped_mean the same over the values the clipping kept; for the
   median sqrt(pi/2) times that (the efficiency of the median of normal data).
@@ -74,7 +77,7 @@ def combine_stack(values, method: str = "sigma_clipped_mean", sigma: float = 3.0
         companion = _Squared(errors if hasattr(errors, "read") else _Array(errors))
     st = stack_stats(values, sigma=sigma, maxiters=(maxiters if method == "sigma_clipped_mean"
                                                     else 0),
-                     memory_bytes=memory_bytes, companion=companion)
+                     memory_bytes=memory_bytes, companion=companion, stdfunc="mad_std")
     sci = st.median if method == "median" else st.mean
     err = None
     if errors is not None:

@@ -81,7 +81,15 @@ def _row_stats(block: np.ndarray):
     return n, med, mean, std
 
 
-def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters):
+def _mad_std(block: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """1.4826 x the median absolute deviation from ``med`` of each row (NaNs ignored)."""
+    dev = np.abs(block - med[:, None])
+    n = np.count_nonzero(~np.isnan(dev), axis=1)
+    return 1.482602218505602 * _sorted_median(np.sort(dev, axis=1), n)
+
+
+def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
+                stdfunc: str = "std"):
     """Sigma-clip a (npix, N) float64 block in place (rejected -> NaN); return stats.
 
     Only rows that lost a value in the last iteration can change in the next,
@@ -90,13 +98,14 @@ def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxit
     """
     block[~np.isfinite(block)] = np.nan
     n, med, mean, std = _row_stats(block)
+    spread = std if stdfunc == "std" else _mad_std(block, med)
     active = np.arange(block.shape[0])
     iteration = 0
     while active.size and (maxiters is None or iteration < maxiters):
         iteration += 1
         sub = block[active]
-        lower = (med[active] - sigma_lower * std[active])[:, None]
-        upper = (med[active] + sigma_upper * std[active])[:, None]
+        lower = (med[active] - sigma_lower * spread[active])[:, None]
+        upper = (med[active] + sigma_upper * spread[active])[:, None]
         with np.errstate(invalid="ignore"):
             reject = (sub < lower) | (sub > upper)
         changed = reject.any(axis=1)
@@ -106,12 +115,14 @@ def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxit
         block[active] = sub
         active = active[changed]
         n[active], med[active], mean[active], std[active] = _row_stats(block[active])
+        spread[active] = std[active] if stdfunc == "std" else _mad_std(block[active], med[active])
     return mean, med, std, n
 
 
 def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
                 sigma_lower: float | None = None, sigma_upper: float | None = None,
-                memory_bytes: int = DEFAULT_MEMORY_BYTES, companion=None) -> StackStats:
+                memory_bytes: int = DEFAULT_MEMORY_BYTES, companion=None,
+                stdfunc: str = "std") -> StackStats:
     """Sigma-clipped mean, median, std and count through a stack, per pixel.
 
     Parameters
@@ -128,8 +139,16 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
         A quantity summed, per pixel, over the values the clipping kept (e.g.
         the squared errors of the inputs, to propagate them into the mean).
 
+    stdfunc : "std" or "mad_std"
+        The spread the clipping thresholds are in (astropy's ``stdfunc``):
+        the standard deviation, or the median absolute deviation x 1.4826,
+        which can reject an outlier among a handful of values (with N values
+        no value can be more than (N-1)/sqrt(N) standard deviations out).
+
     ``maxiters=0`` gives the plain (unclipped) statistics of the finite values.
     """
+    if stdfunc not in ("std", "mad_std"):
+        raise ValueError(f"stdfunc must be 'std' or 'mad_std', got {stdfunc!r}")
     if not hasattr(source, "read"):
         source = ArraySource(source)
     if companion is not None and not hasattr(companion, "read"):
@@ -150,7 +169,7 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
         y1 = min(ny, y0 + rows)
         data = np.asarray(source.read(y0, y1), dtype=np.float64)
         block = np.ascontiguousarray(data.reshape(nstack, -1).T)
-        mean, med, std, n = _clip_block(block, sl, su, maxiters)
+        mean, med, std, n = _clip_block(block, sl, su, maxiters, stdfunc)
         out["mean"][y0:y1] = mean.reshape(y1 - y0, nx)
         out["median"][y0:y1] = med.reshape(y1 - y0, nx)
         out["std"][y0:y1] = std.reshape(y1 - y0, nx)

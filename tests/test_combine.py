@@ -1,0 +1,138 @@
+"""Stage 3 combiners: the array kernel against numpy/astropy, and files of each kind."""
+
+import numpy as np
+from astropy.io import fits
+import pytest
+from astropy.stats import sigma_clipped_stats
+from stdatamodels.jwst import datamodels as dm
+
+from jwst_reffiles.combine import combine_dq, combine_reffiles, combine_stack
+from jwst_reffiles.dq import dq_def_records, flag_value
+from jwst_reffiles.reffile import _Sub, save_reference
+
+INFO = {"instrument": "NIRCAM", "detector": "NRCA1", "subarray": _Sub("SUB64P", 1, 1, 16, 12),
+        "readpatt": "RAPID", "fastaxis": -1, "slowaxis": 2}
+
+
+@pytest.fixture
+def stack():
+    rng = np.random.default_rng(1)
+    values = rng.normal(10.0, 1.0, (7, 12, 16))
+    values[2, 3, 4] = 500.0                    # an outlier
+    values[5, 6, 7] = np.nan                   # a missing value
+    errors = rng.uniform(0.5, 1.5, values.shape)
+    return values, errors
+
+
+def test_mean_and_median_with_errors(stack):
+    values, errors = stack
+    res = combine_stack(values, "mean", errors=errors)
+    np.testing.assert_allclose(res.sci, np.nanmean(values, axis=0), rtol=1e-12)
+    ok = np.isfinite(values)
+    expected = np.sqrt(np.where(ok, errors ** 2, 0).sum(axis=0)) / ok.sum(axis=0)
+    np.testing.assert_allclose(res.err, expected, rtol=1e-12)
+    assert res.count[6, 7] == 6 and res.count[0, 0] == 7
+    med = combine_stack(values, "median", errors=errors)
+    np.testing.assert_allclose(med.sci, np.nanmedian(values, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(med.err, expected * np.sqrt(np.pi / 2), rtol=1e-12)
+
+
+def _reference_mad_clipped_mean(x, sigma=3.0, maxiters=5):
+    """The textbook loop: clip at sigma x 1.4826 MAD around the median."""
+    keep = np.isfinite(x)
+    for _ in range(maxiters):
+        v = x[keep]
+        med = np.median(v)
+        spread = 1.482602218505602 * np.median(np.abs(v - med))
+        new = keep & (np.abs(x - med) <= sigma * spread)
+        if (new == keep).all():
+            break
+        keep = new
+    return x[keep].mean(), keep.sum()
+
+
+def test_sigma_clipped_mean_clips_on_the_robust_spread(stack):
+    values, errors = stack
+    res = combine_stack(values, "sigma_clipped_mean", sigma=3.0, maxiters=5, errors=errors)
+    for y, x in np.ndindex(*values.shape[1:]):
+        mean, n = _reference_mad_clipped_mean(values[:, y, x])
+        assert res.sci[y, x] == pytest.approx(mean, rel=1e-12) and res.count[y, x] == n
+    # a standard-deviation clip cannot reject among 7 values (max z = 6/sqrt(7))
+    std_mean, _, _ = sigma_clipped_stats(values, sigma=3.0, maxiters=5, axis=0)
+    assert std_mean[3, 4] > 70
+    assert abs(res.sci[3, 4] - 10) < 2 and res.count[3, 4] == 6       # the outlier is out
+    kept = np.delete(errors[:, 3, 4], 2)
+    assert res.err[3, 4] == pytest.approx(np.sqrt((kept ** 2).sum()) / 6)
+
+
+def test_unknown_combiner_is_named():
+    with pytest.raises(ValueError, match="unknown combiner 'mode'.*sigma_clipped_mean"):
+        combine_stack(np.zeros((2, 2, 2)), "mode")
+
+
+def test_dq_combination_by_fraction():
+    a = np.array([[1, 2], [0, 4]], np.uint32)
+    b = np.array([[1, 0], [0, 4]], np.uint32)
+    c = np.array([[0, 0], [8, 4]], np.uint32)
+    np.testing.assert_array_equal(combine_dq([a, b, c]), a | b | c)
+    np.testing.assert_array_equal(combine_dq([a, b, c], 0.5), [[1, 0], [0, 4]])
+    np.testing.assert_array_equal(combine_dq([a, b, c], 0.9), [[0, 0], [0, 4]])
+
+
+def _superbias(path, data, dq):
+    model = dm.SuperBiasModel(data=data.astype(np.float32), err=np.ones_like(data, np.float32),
+                              dq=dq, dq_def=dq_def_records(dq))
+    return save_reference(model, path, reftype="SUPERBIAS", info=INFO,
+                          input_files=[f"{path.stem}_a_uncal.fits", f"{path.stem}_b_uncal.fits"])
+
+
+def test_superbias_files_combined_with_dq_rules(tmp_path):
+    dnu_ub = flag_value(["DO_NOT_USE", "UNRELIABLE_BIAS"])
+    files = []
+    for k, level in enumerate([100.0, 101.0, 102.0, 5000.0]):
+        dq = np.zeros((12, 16), np.uint32)
+        dq[0, 0] = dnu_ub                          # flagged in every file
+        if k == 0:
+            dq[1, 1] = dnu_ub                      # flagged in one file only
+        files.append(_superbias(tmp_path / f"sb{k}.fits", np.full((12, 16), level), dq))
+    out = combine_reffiles(files, tmp_path / "final" / "sb.fits", "superbias",
+                           combiner="median", history=["from the groups"])
+    with dm.SuperBiasModel(str(out)) as m:
+        m.validate()
+        assert m.data[5, 5] == pytest.approx(101.5)
+        assert m.data[1, 1] == pytest.approx(102.0)          # the flagged value left out
+        assert m.dq[0, 0] & dnu_ub == dnu_ub                  # no usable value at all
+        assert m.data[0, 0] == pytest.approx(101.5)          # ... filled, but flagged
+        assert m.dq[1, 1] == 0                                # 3 of 4 good: fine
+        assert m.meta.subarray.name == "SUB64P" and m.meta.instrument.detector == "NRCA1"
+    history = " ".join(str(x) for x in fits.getheader(out)["HISTORY"])
+    assert "median, min_good_fraction 0.5, of 4 individual" in history
+    assert "sb0.fits" in history and "from the groups" in history
+    assert not list((tmp_path / "final").glob(".*"))         # no temporary left
+
+
+def test_mask_files_combined_flag_by_flag(tmp_path):
+    hot = flag_value(["HOT", "DO_NOT_USE"])
+    files = []
+    for k in range(3):
+        dq = np.zeros((12, 16), np.uint32)
+        dq[2, 2] = hot
+        if k == 0:
+            dq[3, 3] = hot
+        model = dm.MaskModel(dq=dq, dq_def=dq_def_records(dq))
+        files.append(save_reference(model, tmp_path / f"m{k}.fits", reftype="MASK", info=INFO))
+    anyone = combine_reffiles(files, tmp_path / "or.fits", "mask")
+    majority = combine_reffiles(files, tmp_path / "maj.fits", "mask", mask_flag_fraction=0.5)
+    with dm.MaskModel(str(anyone)) as a, dm.MaskModel(str(majority)) as b:
+        assert a.dq[2, 2] == hot and a.dq[3, 3] == hot
+        assert b.dq[2, 2] == hot and b.dq[3, 3] == 0
+
+
+def test_mismatched_files_are_refused_by_name(tmp_path):
+    a = save_reference(dm.ReadnoiseModel(data=np.ones((12, 16), np.float32)),
+                       tmp_path / "a.fits", reftype="READNOISE", info=INFO)
+    b = save_reference(dm.ReadnoiseModel(data=np.ones((10, 16), np.float32)),
+                       tmp_path / "b.fits", reftype="READNOISE", info=INFO)
+    with pytest.raises(ValueError, match="b.fits: SCI has shape"):
+        combine_reffiles([a, b], tmp_path / "c.fits", "readnoise")
+    assert not (tmp_path / "c.fits").exists()
