@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         main_parser(_module_parameters(cfgfile) if cfgfile else None).parse_args(argv)
     module_params = _module_parameters(_pre_cfgfile(argv))
     parser = main_parser(module_params)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     setup_logging(args.verbose)
     if not args.reflabels:
         parser.error("give the reflabels (or reference types) to make, then the input files")
@@ -365,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"mkrefs: error: no final reference file for {', '.join(missing)}",
               file=sys.stderr)
-        return 1
-    return 0
+    failed_groups = [f"{t['reflabel']} {t['cmdID']}" for t, r in individual if not r["ok"]]
+    if failed_groups:
+        print(f"mkrefs: error: {len(failed_groups)} individual reference file(s) not made "
+              f"({', '.join(failed_groups)}); the final files leave them out",
+              file=sys.stderr)
+    return 1 if missing or failed_groups else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

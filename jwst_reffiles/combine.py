@@ -15,9 +15,11 @@ Two layers, as everywhere in the package:
 Rules
 -----
 * Values whose DQ has DO_NOT_USE, and non-finite values, are left out.
-* sigma_clipped_mean clips at ``sigma`` robust standard deviations (MAD x
-  1.4826) from the median: among the handful of individual files a run
-  usually has, a standard-deviation threshold could never reject anything.
+* sigma_clipped_mean clips at ``sigma`` times the spread ``stdfunc`` from the
+  median: ``std`` (astropy's default), or ``mad_std`` (MAD x 1.4826), which
+  can reject an outlier among the handful of individual files a run usually
+  has (with N values none can lie more than (N-1)/sqrt(N) standard deviations
+  out), at some loss of precision on clean data.
 * ERR: for the mean of the n values used, sqrt(sum err_i^2) / n; for
   sigma_clipped_mean the same over the values the clipping kept; for the
   median sqrt(pi/2) times that (the efficiency of the median of normal data).
@@ -65,7 +67,7 @@ class CombineResult:
 
 def combine_stack(values, method: str = "sigma_clipped_mean", sigma: float = 3.0,
                   maxiters: int | None = 5, errors=None,
-                  memory_bytes: int = DEFAULT_MEMORY_BYTES) -> CombineResult:
+                  memory_bytes: int = DEFAULT_MEMORY_BYTES, stdfunc: str = "std") -> CombineResult:
     """Combine a stack (N, ny, nx) pixel by pixel; NaN values are left out.
 
     ``values`` and ``errors`` are arrays or sources (``shape``, ``read(y0, y1)``).
@@ -77,7 +79,7 @@ def combine_stack(values, method: str = "sigma_clipped_mean", sigma: float = 3.0
         companion = _Squared(errors if hasattr(errors, "read") else _Array(errors))
     st = stack_stats(values, sigma=sigma, maxiters=(maxiters if method == "sigma_clipped_mean"
                                                     else 0),
-                     memory_bytes=memory_bytes, companion=companion, stdfunc="mad_std")
+                     memory_bytes=memory_bytes, companion=companion, stdfunc=stdfunc)
     sci = st.median if method == "median" else st.mean
     err = None
     if errors is not None:
@@ -172,7 +174,7 @@ def _extensions(hdul) -> dict:
 def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped_mean",
                      sigma: float = 3.0, maxiters: int = 5, min_good_fraction: float = 0.5,
                      mask_flag_fraction: float = 0.0, history=(), description: str | None = None,
-                     memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Path:
+                     memory_bytes: int = DEFAULT_MEMORY_BYTES, stdfunc: str = "std") -> Path:
     """Combine individual reference files of one type into ``output``; return its path.
 
     The final file is the first individual file's model (its CRDS metadata)
@@ -225,7 +227,7 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
                 values = _PlaneSource(hduls, ext["sci"], p, ext["dq"], dq_index)
                 errors = _PlaneSource(hduls, ext["err"], p) if ext["err"] else None
                 res = combine_stack(values, combiner, sigma, maxiters, errors,
-                                    memory_bytes=memory_bytes)
+                                    memory_bytes=memory_bytes, stdfunc=stdfunc)
                 sci = res.sci
                 missing = res.count == 0
                 if missing.any():       # nothing usable: the median of all, DQ ignored
@@ -262,7 +264,7 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
     base = description or str(model.meta.description or f"{reftype} reference file")
     model.meta.description = (f"{base} (combined: {combiner} of {n})" if description is None
                               else description)
-    how = (f"{combiner}" + (f", sigma {sigma}, maxiters {maxiters}"
+    how = (f"{combiner}" + (f", sigma {sigma} ({stdfunc}), maxiters {maxiters}"
                             if combiner == "sigma_clipped_mean" else "")
            + (f", flags kept where > {mask_flag_fraction:g} of the masks set them"
               if sci_out is None else f", min_good_fraction {min_good_fraction:g}"))

@@ -295,6 +295,7 @@ SCHEMA: dict[str, Any] = {
     "combine": {
         "combiner": Str(),
         "sigma": Float(minimum=0.1),
+        "stdfunc": Str(choices=("std", "mad_std")),
         "maxiters": Int(minimum=1),
         "min_good_fraction": Float(minimum=0.0),
         "mask_flag_fraction": Float(minimum=0.0),

@@ -262,7 +262,7 @@ def run_final(task: dict) -> dict:
                              combiner=task["combiner"], sigma=s["sigma"],
                              maxiters=s["maxiters"], min_good_fraction=s["min_good_fraction"],
                              mask_flag_fraction=s["mask_flag_fraction"],
-                             history=task["history"])
+                             stdfunc=s["stdfunc"], history=task["history"])
         else:
             cls = load_plugin_class(task["combiner"])
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,14 +51,18 @@ def _reference_mad_clipped_mean(x, sigma=3.0, maxiters=5):
     return x[keep].mean(), keep.sum()
 
 
-def test_sigma_clipped_mean_clips_on_the_robust_spread(stack):
+def test_sigma_clipped_mean_on_std_or_robust_spread(stack):
     values, errors = stack
-    res = combine_stack(values, "sigma_clipped_mean", sigma=3.0, maxiters=5, errors=errors)
+    res = combine_stack(values, "sigma_clipped_mean", sigma=3.0, maxiters=5, errors=errors,
+                        stdfunc="mad_std")
     for y, x in np.ndindex(*values.shape[1:]):
         mean, n = _reference_mad_clipped_mean(values[:, y, x])
         assert res.sci[y, x] == pytest.approx(mean, rel=1e-12) and res.count[y, x] == n
-    # a standard-deviation clip cannot reject among 7 values (max z = 6/sqrt(7))
+    # a standard-deviation clip (the default, as astropy's) cannot reject among 7
+    # values (max z = 6/sqrt(7))
+    std = combine_stack(values, "sigma_clipped_mean", sigma=3.0, maxiters=5)
     std_mean, _, _ = sigma_clipped_stats(values, sigma=3.0, maxiters=5, axis=0)
+    np.testing.assert_allclose(std.sci, std_mean, rtol=1e-12)
     assert std_mean[3, 4] > 70
     assert abs(res.sci[3, 4] - 10) < 2 and res.count[3, 4] == 6       # the outlier is out
     kept = np.delete(errors[:, 3, 4], 2)
