@@ -120,7 +120,7 @@ def test_without_reference_files_and_without_crds_the_runs_fail_clearly(six_four
                                                                         capsys, monkeypatch):
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
     monkeypatch.setenv("CRDS_PATH", str(tmp_path / "no_crds_cache"))
-    assert cli.main(["superbias", str(six_four)]) == 1
+    assert cli.main(["readnoise", str(six_four)]) == 1
     err = capsys.readouterr().err
     assert "FAILED" in err and "were to come from CRDS" in err and "reffile4ssb" in err
     assert (tmp_path / "out" / "001" / "inputs.ecsv").exists()
