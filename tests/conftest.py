@@ -108,3 +108,29 @@ def darks(tmp_path_factory):
     return sim, rates, jumps, fitopt, tmp
 
 
+
+
+#: A user plug-in (gain, --level), as a user would write one; {fail_on}: a file name whose
+#: group raises.
+USER_PLUGIN = '''
+import numpy as np
+from stdatamodels.jwst import datamodels as dm
+from jwst_reffiles.plugins import Plugin
+
+
+class Fancy(Plugin):
+    reflabel = "{label}"
+    reftype = "gain"
+
+    def extra_optional_arguments(self, parser):
+        parser.add_argument("--level", type=float, default=None)
+
+    def callalgorithm(self):
+        names = " ".join(self.inputimages["input_name"])
+        if "{fail_on}" and "{fail_on}" in names:
+            raise RuntimeError("this group is cursed")
+        level = self.parameters.get("level", 1.0) + len(self.inputimages) * 0
+        m = dm.GainModel(data=np.full((4, 4), level, np.float32))
+        m.meta.description = "user gain"
+        m.save(self.args.outputreffilename)
+'''

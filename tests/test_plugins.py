@@ -12,27 +12,11 @@ from jwst_reffiles import cli
 from jwst_reffiles.plugins import Plugin, PluginError, discover_plugins
 from jwst_reffiles.plugins.base import images_table
 
-from conftest import drift_free_darks
+from conftest import USER_PLUGIN, drift_free_darks
 
 TEMPLATE = __import__("jwst_reffiles.templates.plugin_template", fromlist=["x"]).__file__
 
-USER_PLUGIN = '''
-import numpy as np
-from stdatamodels.jwst import datamodels as dm
-from jwst_reffiles.plugins import Plugin
 
-
-class Fancy(Plugin):
-    reflabel = "{label}"
-    reftype = "gain"
-
-    def extra_optional_arguments(self, parser):
-        parser.add_argument("--level", type=float, default=None)
-
-    def callalgorithm(self):
-        m = dm.GainModel(data=np.full((4, 4), self.parameters.get("level", 1.0), np.float32))
-        m.save(self.args.outputreffilename)
-'''
 
 
 def test_package_plugins_are_found():
@@ -45,12 +29,12 @@ def test_package_plugins_are_found():
 def test_plugins_from_a_directory_and_from_an_entry_point(tmp_path, monkeypatch):
     d = tmp_path / "myplugins"
     d.mkdir()
-    (d / "mkref_fancy.py").write_text(USER_PLUGIN.format(label="fancy_gain"))
+    (d / "mkref_fancy.py").write_text(USER_PLUGIN.format(label="fancy_gain", fail_on=""))
     # an installed package announcing a plug-in through the entry-point group
     site = tmp_path / "site"
     pkg = site / "otherpkg"
     pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(USER_PLUGIN.format(label="other_gain"))
+    (pkg / "__init__.py").write_text(USER_PLUGIN.format(label="other_gain", fail_on=""))
     dist = site / "otherpkg-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: otherpkg\nVersion: 1.0\n")
@@ -60,7 +44,7 @@ def test_plugins_from_a_directory_and_from_an_entry_point(tmp_path, monkeypatch)
     assert found["fancy_gain"].source == str(d / "mkref_fancy.py")
     assert found["other_gain"].source.startswith("entry point other")
     # the same reflabel twice is refused, naming both
-    (d / "mkref_again.py").write_text(USER_PLUGIN.format(label="other_gain"))
+    (d / "mkref_again.py").write_text(USER_PLUGIN.format(label="other_gain", fail_on=""))
     with pytest.raises(PluginError, match="two plug-ins are called 'other_gain'"):
         discover_plugins([d])
 
@@ -68,7 +52,7 @@ def test_plugins_from_a_directory_and_from_an_entry_point(tmp_path, monkeypatch)
 def test_list_plugins_shows_the_configured_directories(tmp_path, capsys):
     d = tmp_path / "myplugins"
     d.mkdir()
-    (d / "mkref_fancy.py").write_text(USER_PLUGIN.format(label="fancy_gain"))
+    (d / "mkref_fancy.py").write_text(USER_PLUGIN.format(label="fancy_gain", fail_on=""))
     cfg = tmp_path / "c.cfg"
     cfg.write_text(f"plugin_dirs: [{d}]\noutput: {{outrootdir: {tmp_path}}}\n")
     assert cli.main(["--list-plugins", "--cfgfile", str(cfg)]) == 0
@@ -85,7 +69,7 @@ def test_a_broken_plugin_file_is_named(tmp_path):
 def test_plugin_runs_with_parameters_and_as_a_program(tmp_path):
     d = tmp_path / "p"
     d.mkdir()
-    (d / "mkref_fancy.py").write_text(USER_PLUGIN.format(label="fancy_gain"))
+    (d / "mkref_fancy.py").write_text(USER_PLUGIN.format(label="fancy_gain", fail_on=""))
     cls = discover_plugins([d])["fancy_gain"].cls
     out = cls(["a.fits"], tmp_path / "o" / "gain.fits", {"level": 2.5}).run()
     assert dm.GainModel(str(out)).data[0, 0] == 2.5

@@ -10,32 +10,11 @@ from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles import cli
 
-from conftest import drift_free_darks
+from conftest import USER_PLUGIN, drift_free_darks
 
 TEMPLATE = __import__("jwst_reffiles.templates.plugin_template", fromlist=["x"]).__file__
 
-USER_PLUGIN = '''
-import numpy as np
-from stdatamodels.jwst import datamodels as dm
-from jwst_reffiles.plugins import Plugin
 
-
-class Fancy(Plugin):
-    reflabel = "{label}"
-    reftype = "gain"
-
-    def extra_optional_arguments(self, parser):
-        parser.add_argument("--level", type=float, default=None)
-
-    def callalgorithm(self):
-        names = " ".join(self.inputimages["input_name"])
-        if "{fail_on}" and "{fail_on}" in names:
-            raise RuntimeError("this group is cursed")
-        level = self.parameters.get("level", 1.0) + len(self.inputimages) * 0
-        m = dm.GainModel(data=np.full((4, 4), level, np.float32))
-        m.meta.description = "user gain"
-        m.save(self.args.outputreffilename)
-'''
 
 USER_COMBINER = '''
 import numpy as np
