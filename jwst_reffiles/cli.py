@@ -209,8 +209,8 @@ def _module_overrides(args, cfg_args: dict):
 def _plugin_parse(cls, name: str, text: str):
     """A value typed by the plug-in's own argument parser."""
     from .config import ConfigError
-    parser = argparse.ArgumentParser(prog=cls.reflabel, add_help=False, exit_on_error=False)
-    cls.__new__(cls).extra_optional_arguments(parser)
+    parser = cls.add_parameters(argparse.ArgumentParser(prog=cls.reflabel, add_help=False,
+                                                        exit_on_error=False))
     try:
         ns, _ = parser.parse_known_args([f"--{name}", text])
     except (argparse.ArgumentError, SystemExit) as exc:

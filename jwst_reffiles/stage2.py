@@ -172,6 +172,20 @@ def _move_into_place(tmpdir: Path, final: Path) -> list[str]:
     return moved
 
 
+def _write_in_private_dir(final: Path, reftype: str, write) -> list[str]:
+    """Call ``write(tmp_path)`` in a private temporary directory beside ``final``;
+    when the file opens as its reftype's model, move it (and any side products)
+    into place.  Returns the side products moved; the directory never remains."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        write(tmpdir / final.name)
+        check_reference_file(tmpdir / final.name, reftype)
+        return _move_into_place(tmpdir, final)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
 def _failure(task, t0, exc) -> dict:
     out = Path(task["output"])
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -190,16 +204,10 @@ def run_individual(task: dict) -> dict:
     from .plugins.registry import load_plugin_class
     t0 = time.perf_counter()
     final = Path(task["output"])
-    tmpdir = None
     try:
         cls = load_plugin_class(task["plugin"])
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-        plugin = cls(_images_table(task["images"]), str(tmpdir / final.name),
-                     task["parameters"])
-        plugin.run()
-        check_reference_file(tmpdir / final.name, task["reftype"])
-        side = _move_into_place(tmpdir, final)
+        side = _write_in_private_dir(final, task["reftype"], lambda tmp: cls(
+            _images_table(task["images"]), str(tmp), task["parameters"]).run())
         stale = final.with_name(final.name + ".error.txt")
         if stale.exists():
             stale.unlink()
@@ -209,9 +217,6 @@ def run_individual(task: dict) -> dict:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return _failure(task, t0, exc)
-    finally:
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
@@ -263,19 +268,12 @@ def run_final(task: dict) -> dict:
                              maxiters=s["maxiters"], min_good_fraction=s["min_good_fraction"],
                              mask_flag_fraction=s["mask_flag_fraction"],
                              stdfunc=s["stdfunc"], history=task["history"])
+            check_reference_file(out, task["reftype"])
         else:
             cls = load_plugin_class(task["combiner"])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp",
-                                           dir=out.parent))
-            try:
-                cls(task["inputs"], str(tmpdir / out.name), task["reftype"],
-                    {**s, "history": task["history"]}).run()
-                check_reference_file(tmpdir / out.name, task["reftype"])
-                _move_into_place(tmpdir, out)
-            finally:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-        check_reference_file(out, task["reftype"])
+            _write_in_private_dir(out, task["reftype"], lambda tmp: cls(
+                task["inputs"], str(tmp), task["reftype"],
+                {**s, "history": task["history"]}).run())
         return {"ok": True, "seconds": time.perf_counter() - t0, "error": "", "errorfile": "",
                 "side_files": []}
     except BaseException as exc:

@@ -20,9 +20,9 @@ def column_of(table, name: str, imtype: str | None, owner: str) -> list[str]:
         raise ValueError(f"{owner}: the group table has no '{name}' products (add "
                          f"'ssbsave: [{name}]' or a ramp-fitting step to the module's "
                          f"configuration section)")
-    values = files_of(table, imtype, name)
-    missing = [str(r["output_name"]) for r, v in zip(
-        [r for r in table if imtype is None or str(r["imtype"]) == imtype], values) if not v]
+    rows = [r for r in table if imtype is None or str(r["imtype"]) == imtype]
+    values = [str(r[name]) for r in rows]
+    missing = [str(r["output_name"]) for r, v in zip(rows, values) if not v]
     if missing:
         raise ValueError(f"{owner}: no '{name}' product for {', '.join(missing)}")
     return values

@@ -133,11 +133,15 @@ class Plugin:
         return out
 
     @classmethod
+    def add_parameters(cls, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Add the module's parameters to ``parser`` (without an instance); return it."""
+        cls.__new__(cls).extra_optional_arguments(parser)
+        return parser
+
+    @classmethod
     def parameter_names(cls) -> list[str]:
         """Names of the parameters the module adds in extra_optional_arguments."""
-        parser = argparse.ArgumentParser(add_help=False)
-        cls.__new__(cls).extra_optional_arguments(parser)
-        return [a.dest for a in parser._actions]
+        return [a.dest for a in cls.add_parameters(argparse.ArgumentParser(add_help=False))._actions]
 
     @classmethod
     def main(cls, argv=None) -> int:
@@ -149,8 +153,7 @@ class Plugin:
         parser.add_argument("--cfgfile", help="mkrefs configuration (the module's section "
                                               "gives the parameters)")
         parser.add_argument("files", nargs="+", help="calibrated input files")
-        cls.__new__(cls).extra_optional_arguments(parser)
-        args = parser.parse_args(argv)
+        args = cls.add_parameters(parser).parse_args(argv)
         from ..config import ConfigError, load_config
         try:
             cfg = load_config(args.cfgfile, expand_paths=False)
