@@ -246,7 +246,17 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
                    help="show the inputs, the groups of every reflabel and the planned outputs; "
                         "write only the tables")
     p.add_argument("-j", "--jobs", type=int,
-                   help="pipeline processes at once (default: the cores, as memory allows)")
+                   help="tasks at once (default: execution.jobs, else the cores as memory "
+                        "allows)")
+    p.add_argument("--executor", choices=("inline", "processes", "dask"),
+                   help="where the tasks run: inline (this process, for debugging), processes "
+                        "(a local pool; default) or dask (dask.distributed; with "
+                        "batch.batch_enabled a dask-jobqueue cluster)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running dask scheduler (implies --executor dask)")
+    p.add_argument("--force-redo", action="append", default=[], metavar="STAGE",
+                   help="do a stage again although the run state says it is done: pipeline, "
+                        "individual, final or all (repeatable, or comma-separated)")
     p.add_argument("--list-plugins", action="store_true",
                    help="list the reference-file modules found, and where from, and exit")
     p.add_argument("--print-config", action="store_true",
@@ -316,15 +326,23 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import ConfigError
     from .inputs import InputError
-    from .pipeline.plan import PlanError, format_pipeline_plan
-    from .stage1 import calibrate_inputs, format_plan, organise_inputs
-    from .stage2 import StageError, format_outcomes, make_reference_files, resolve_modules
+    from .pipeline.plan import PlanError
+    from .stage1 import format_plan, organise_inputs
+    from .stage2 import StageError, resolve_modules
     try:
         cfg = _module_overrides(args, {"params": [tuple(x) for x in args.p],
                                        "section_params": [tuple(x) for x in args.pp]})
+        force = list(cfg["execution"]["force_redo"])
+        for item in args.force_redo:
+            for v in (x.strip() for x in item.split(",") if x.strip()):
+                if v not in ("pipeline", "individual", "final", "all"):
+                    raise ConfigError([f"command line --force-redo {v!r}: choose from "
+                                       f"pipeline, individual, final, all"])
+                force.append(v)
         if not args.inputfiles:
             raise InputError(["no input files given"])
         # every requested module must have a plug-in and a combiner before any work starts
+        plugins = combiners = None
         try:
             plugins, combiners = resolve_modules(cfg, cfg.resolve_reflabels(args.reflabels))
         except StageError as exc:
@@ -332,45 +350,111 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=True)
-        print(format_plan(s1))
-        plan, outcomes = calibrate_inputs(s1, jobs=args.jobs, execute=not args.dry_run)
     except (ConfigError, InputError, PlanError, StageError, FileNotFoundError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
-    print()
-    print(format_pipeline_plan(plan))
-    print(f"\nTables: {s1.layout.inputs_table}, {s1.layout.groups_table}, "
-          f"{s1.layout.rundir / 'ssb_products.ecsv'}")
-    if args.dry_run:
-        return 0
-    failed = [o for o in outcomes if not o.ok]
-    print(f"\nPipeline: {len(outcomes) - len(failed)} run(s) done, {len(failed)} failed, "
-          f"{len(plan.reused)} product(s) reused (details: "
-          f"{s1.layout.rundir / 'pipeline_runs.ecsv'})")
-    for o in failed:
-        print(f"  FAILED {o.run.root}: {o.error}", file=sys.stderr)
-    if failed:
-        print("mkrefs: error: pipeline runs failed: no reference file was made",
+    print(format_plan(s1))
+    return _run(args, cfg, s1, plugins, combiners, force)
+
+
+def _run_log(rundir) -> logging.Handler:
+    """Everything jwst_reffiles logs, at DEBUG, into <run>/mkrefs.log."""
+    handler = logging.FileHandler(Path(rundir) / "mkrefs.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    logger = logging.getLogger("jwst_reffiles")
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+        for h in logging.getLogger().handlers:
+            if isinstance(h, _StderrHandler) and h.level == logging.NOTSET:
+                h.setLevel(logging.WARNING)
+    return handler
+
+
+def _run(args, cfg, s1, plugins, combiners, force) -> int:
+    """Stages 1b to 3 as one task graph, resumed from the run state."""
+    from .execution import GraphError, default_jobs, execute, prepare
+    from .pipeline.offline import offline_environment
+    from .pipeline.plan import PlanError, format_pipeline_plan
+    from .state import RunLocked, RunState
+    layout = s1.layout
+    ex = cfg["execution"]
+    executor = args.executor or ("dask" if args.scheduler or cfg["batch"]["batch_enabled"]
+                                 else ex["executor"])
+    jobs = args.jobs or ex["jobs"] or default_jobs(ex["memory_per_task_gib"])
+    state = handler = None
+    try:
+        if not args.dry_run:
+            state = RunState(layout.rundir)
+            handler = _run_log(layout.rundir)
+            for path in state.remove_stale_temporaries():
+                log.info("removed %s, left by an interrupted session", path)
+            state.begin_session(executor)
+            state.record_inputs(str(f) for f in s1.catalog.table["filename"])
+        offline_env = {} if args.dry_run else offline_environment(layout.rundir / ".crds_offline")
+        job = prepare(s1, plugins, combiners, state=state, force_redo=force,
+                      offline_env=offline_env)
+        products = job.plan.products_table()
+        from .reffile import atomic_write
+        atomic_write(layout.rundir / "ssb_products.ecsv",
+                     lambda tmp: products.write(tmp, format="ascii.ecsv"))
+        print()
+        print(format_pipeline_plan(job.plan))
+        print()
+        print(job.graph.format(job.planned_status() if state else None, root=layout.rundir))
+        print(f"\nTables: {layout.inputs_table}, {layout.groups_table}, "
+              f"{layout.rundir / 'ssb_products.ecsv'}")
+        if args.dry_run:
+            return 0
+        print(f"\n{len(job.to_run)} task(s) to run, {len(job.reused)} reused from the run state "
+              f"({state.path}); executor {executor}, {jobs} at once; log: "
+              f"{layout.rundir / 'mkrefs.log'}")
+        sys.stdout.flush()
+        execute(job, executor=executor, jobs=jobs, dask_scheduler=args.scheduler
+                or ex["dask_scheduler"], batch=cfg["batch"])
+        return _report(job, layout, state)
+    except RunLocked as exc:
+        print(f"mkrefs: error: {exc}", file=sys.stderr)
+        return 2
+    except (PlanError, GraphError) as exc:
+        print(f"mkrefs: error: {exc}", file=sys.stderr)
+        if state is not None:
+            state.end_session("error")
+        return 2
+    finally:
+        if state is not None:
+            state.close()
+        if handler is not None:
+            logging.getLogger("jwst_reffiles").removeHandler(handler)
+            handler.close()
+
+
+def _report(job, layout, state) -> int:
+    """The pipeline line, the summary, and the exit status (1 if anything is not done)."""
+    from .execution import format_summary
+    pipe = [t for t in job.graph if t.stage == "pipeline"]
+    failed = [t for t in pipe if job.status.get(t.id) == "failed"]
+    print(f"\nPipeline: {sum(job.status.get(t.id) == 'made' for t in pipe)} run(s) done, "
+          f"{len(failed)} failed, {len(job.plan.reused)} product(s) reused (details: "
+          f"{layout.rundir / 'pipeline_runs.ecsv'})")
+    for t in failed:
+        print(f"  FAILED {t.payload['run'].root}: {job.result(t.id).get('error')}",
               file=sys.stderr)
-        return 1
-    from .pipeline.run import default_jobs
-    jobs = args.jobs or default_jobs()
-    individual, final = make_reference_files(s1, plan, jobs=jobs, plugins=plugins,
-                                             combiners=combiners)
     print()
-    print(format_outcomes(individual, final))
-    print(f"\nTables: {s1.layout.rundir / 'reffiles.ecsv'}, "
-          f"{s1.layout.rundir / 'final_reffiles.ecsv'}")
-    missing = [t["reflabel"] for t, r in final if not r["ok"]]
+    print(format_summary(job, logfile=layout.rundir / "mkrefs.log"))
+    bad = [t for t in job.graph if job.status.get(t.id) in ("failed", "skipped")]
+    missing = [t.payload["reflabel"] for t in job.graph
+               if t.stage == "final" and not job.result(t.id).get("ok")]
     if missing:
         print(f"mkrefs: error: no final reference file for {', '.join(missing)}",
               file=sys.stderr)
-    failed_groups = [f"{t['reflabel']} {t['cmdID']}" for t, r in individual if not r["ok"]]
-    if failed_groups:
-        print(f"mkrefs: error: {len(failed_groups)} individual reference file(s) not made "
-              f"({', '.join(failed_groups)}); the final files leave them out",
-              file=sys.stderr)
-    return 1 if missing or failed_groups else 0
+    if bad:
+        print(f"mkrefs: error: {len(bad)} task(s) not done "
+              f"({', '.join(t.label for t in bad[:10])}{' ...' if len(bad) > 10 else ''})"
+              f"; see the summary above", file=sys.stderr)
+    state.end_session("failed" if bad else "done")
+    return 1 if bad or missing else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

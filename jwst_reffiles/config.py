@@ -182,16 +182,24 @@ class StrList(_Type):
 
     name = "a list of strings"
 
+    def __init__(self, choices=None):
+        self.choices = choices
+
     def check(self, value):
         if value is None:
             return []
         if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
+            value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"expected a list of strings, got {value!r}")
         bad = [v for v in value if isinstance(v, (dict, list, bool)) or v is None]
         if bad:
             raise TypeError(f"expected a list of strings, got items {bad!r}")
+        if self.choices:
+            unknown = [v for v in value if str(v) not in self.choices]
+            if unknown:
+                raise TypeError(f"unknown value(s) {', '.join(map(repr, unknown))}; choose "
+                                 f"from {', '.join(self.choices)}")
         return [str(v) for v in value]
 
     def parse(self, text):
@@ -288,6 +296,15 @@ SCHEMA: dict[str, Any] = {
     "batch": {
         "batch_enabled": Bool(),
         "batchmode": Str(choices=("Condor", "HTCondor", "SLURM", "PBS", "LSF", "SGE")),
+        "jobs": Int(minimum=1),
+        "queue_options": AnyMap(),
+    },
+    "execution": {
+        "executor": Str(choices=("inline", "processes", "dask")),
+        "jobs": Int(nullable=True, minimum=1),
+        "memory_per_task_gib": Float(minimum=0.1),
+        "dask_scheduler": Str(nullable=True),
+        "force_redo": StrList(choices=("pipeline", "individual", "final", "all")),
     },
     "reffile4ssb": StrMap(),
     "validation": StrMap(),

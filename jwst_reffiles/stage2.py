@@ -6,10 +6,11 @@ gives (the spec's pattern).  Stage 3 combines the individual files of each
 reflabel into its final reference file with the combiner its configuration
 names (a built-in one or a combiner plug-in).
 
-Every call is a *task*: a plain dict (picklable, so that any executor can run
-it in another process) handed to :func:`run_individual` or :func:`run_final`,
-which never raise: a failure is returned, with its message, and its traceback
-is kept next to where the output would have been (``<output>.error.txt``).
+Every call is a *task* of the run's graph (:mod:`jwst_reffiles.execution`):
+a plain dict (picklable, so that any executor can run it in another process)
+handed to :func:`run_individual` or :func:`run_final`, which never raise: a
+failure is returned, with its message, and its traceback is kept next to
+where the output would have been (``<output>.error.txt``).
 
 A plug-in writes into a private temporary directory beside its destination;
 only when it succeeded and its file opens as the data model of its reference
@@ -17,7 +18,7 @@ type are the files moved into place (the reference file last), so a reader
 never finds a half-written or invalid reference file under the final name.
 
 The outcomes are written to ``reffiles.ecsv`` and ``final_reffiles.ecsv`` in
-the run directory.
+the run directory (by :func:`jwst_reffiles.execution.job.write_tables`).
 """
 
 from __future__ import annotations
@@ -28,19 +29,14 @@ import shutil
 import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from pathlib import Path
-
-from astropy.table import Table
 
 from .reffile import REFTYPES, atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StageError", "resolve_modules", "individual_tasks", "run_individual", "final_tasks",
-           "run_final", "run_tasks", "make_reference_files", "format_outcomes"]
+__all__ = ["StageError", "resolve_modules", "individual_tasks", "run_individual", "run_final",
+           "check_reference_file"]
 
 
 class StageError(ValueError):
@@ -223,34 +219,6 @@ def run_individual(task: dict) -> dict:
 # stage 3: final reference files
 # --------------------------------------------------------------------------
 
-def final_tasks(s1, individual: list[tuple[dict, dict]], combiners: dict) -> list[dict]:
-    """One combine task per reflabel, over the individual files that were made."""
-    cfg, layout = s1.config, s1.layout
-    tasks = []
-    for label in s1.reflabels:
-        section = cfg.module(label)
-        mine = [(t, r) for t, r in individual if t["reflabel"] == label]
-        made = [(t, r) for t, r in mine if r["ok"]]
-        history = [f"{Path(t['output']).name} made by {label} from "
-                   + ", ".join(os.path.basename(i["input_name"]) for i in t["images"])
-                   for t, _ in made]
-        failed = [t["cmdID"] for t, r in mine if not r["ok"]]
-        if failed:
-            history.append(f"{len(failed)} group(s) failed and are not included: "
-                           + ", ".join(failed))
-        comb = combiners[label]
-        tasks.append({
-            "kind": "final", "reflabel": label, "reftype": section["reftype"],
-            "combiner": comb if isinstance(comb, str) else comb.ref,
-            "combiner_name": comb if isinstance(comb, str) else comb.cls.name,
-            "settings": cfg.combine_settings(label),
-            "inputs": [t["output"] for t, _ in made], "history": history,
-            "n_groups": len(mine),
-            "output": str(layout.final_path(label, section["reftype"])),
-        })
-    return tasks
-
-
 def run_final(task: dict) -> dict:
     """Combine one reflabel's individual files (never raises)."""
     from .combine import BUILTIN_COMBINERS, combine_reffiles
@@ -280,103 +248,3 @@ def run_final(task: dict) -> dict:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return _failure(task, t0, exc)
-
-
-# --------------------------------------------------------------------------
-# running the tasks
-# --------------------------------------------------------------------------
-
-def run_tasks(func, tasks: list[dict], jobs: int = 1, progress=None) -> list[dict]:
-    """Run ``func`` on every task, ``jobs`` processes at once (1: in this process).
-
-    ``func`` never raises; a worker process that dies is recorded as the
-    failure of the tasks it had not finished.
-    """
-    results: list[dict | None] = [None] * len(tasks)
-    if jobs <= 1 or len(tasks) <= 1:
-        for k, task in enumerate(tasks):
-            results[k] = func(task)
-            if progress:
-                progress(task, results[k])
-        return results
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                             mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(func, task): k for k, task in enumerate(tasks)}
-        for fut, k in futures.items():
-            try:
-                results[k] = fut.result()
-            except BrokenProcessPool as exc:
-                results[k] = {"ok": False, "seconds": 0.0, "errorfile": "", "side_files": [],
-                              "error": f"the worker process died ({exc})"}
-            if progress:
-                progress(tasks[k], results[k])
-    return results
-
-
-def _table(tasks, results, final=False) -> Table:
-    rows = []
-    for t, r in zip(tasks, results):
-        rows.append((t["reflabel"], "" if final else t["cmdID"], t["reftype"],
-                     "made" if r["ok"] else "failed", t["output"] if r["ok"] else "",
-                     round(r["seconds"], 2), r["error"], r["errorfile"],
-                     ",".join(t["inputs"] if final else [i["output_name"] for i in t["images"]])))
-    names = ("reflabel", "cmdID", "reftype", "status", "output", "seconds", "error",
-             "errorfile", "inputs")
-    return Table(rows=rows or None, names=names,
-                 dtype=(str, str, str, str, str, float, str, str, str))
-
-
-def make_reference_files(s1, plan, jobs: int = 1, plugins=None, combiners=None):
-    """Stages 2 and 3 for a stage-1 result whose pipeline products exist.
-
-    Returns (individual, final): lists of (task, result).  Writes
-    ``reffiles.ecsv`` and ``final_reffiles.ecsv`` in the run directory.
-    """
-    if plugins is None or combiners is None:
-        plugins, combiners = resolve_modules(s1.config, s1.reflabels)
-
-    def progress(kind, total):
-        done = [0]
-
-        def report(task, result):
-            done[0] += 1
-            what = (f"{task['reflabel']} {task.get('cmdID', '')}".strip())
-            if result["ok"]:
-                log.info("%s %d/%d: %s made (%.1f s)", kind, done[0], total, what,
-                         result["seconds"])
-            else:
-                log.error("%s %d/%d: %s FAILED: %s", kind, done[0], total, what,
-                          result["error"])
-        return report
-
-    tasks = individual_tasks(s1, plan, plugins)
-    results = run_tasks(run_individual, tasks, jobs, progress("individual", len(tasks)))
-    table = _table(tasks, results)
-    atomic_write(s1.layout.rundir / "reffiles.ecsv",
-                 lambda tmp: table.write(tmp, format="ascii.ecsv"))
-    individual = list(zip(tasks, results))
-    ftasks = final_tasks(s1, individual, combiners)
-    fresults = run_tasks(run_final, ftasks, jobs, progress("final", len(ftasks)))
-    ftable = _table(ftasks, fresults, final=True)
-    atomic_write(s1.layout.rundir / "final_reffiles.ecsv",
-                 lambda tmp: ftable.write(tmp, format="ascii.ecsv"))
-    return individual, list(zip(ftasks, fresults))
-
-
-def format_outcomes(individual, final) -> str:
-    """The summary printed at the end of a run."""
-    lines = ["Individual reference files:"]
-    for t, r in individual:
-        state = f"made ({r['seconds']:.1f} s)" if r["ok"] else f"FAILED: {r['error']}"
-        lines.append(f"  {t['reflabel']:<20} {t['cmdID']}  {state}")
-        if not r["ok"] and r["errorfile"]:
-            lines.append(f"  {'':<20} traceback: {r['errorfile']}")
-    lines.append("Final reference files:")
-    for t, r in final:
-        n = len(t["inputs"])
-        if r["ok"]:
-            lines.append(f"  {t['reflabel']:<20} {t['output']}  ({t['combiner_name']} of {n} of "
-                         f"{t['n_groups']} group(s))")
-        else:
-            lines.append(f"  {t['reflabel']:<20} NOT MADE: {r['error']}")
-    return "\n".join(lines)

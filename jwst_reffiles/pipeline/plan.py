@@ -439,8 +439,15 @@ def _assign(plan: PipelinePlan, consumer: tuple, paths: dict) -> None:
         plan.products.setdefault(consumer, {}).update(paths)
 
 
-def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
-    """Plan the pipeline runs for the groups of a stage-1 result."""
+def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = True
+                  ) -> PipelinePlan:
+    """Plan the pipeline runs for the groups of a stage-1 result.
+
+    Existing products (in ssbdir and pipeline_prod_search_dir) are reused
+    unless ``reuse`` is False or their path is in ``exclude`` (products the
+    run state knows to be stale).
+    """
+    exclude = {str(Path(p).absolute()) for p in exclude}
     cfg, layout, table = s1.config, s1.layout, s1.catalog.table
     ssbdir = Path(layout.ssbdir)
     search = [ssbdir] + [Path(d) for d in cfg["output"]["pipeline_prod_search_dir"]]
@@ -505,7 +512,8 @@ def plan_pipeline(s1, self_refs: dict | None = None) -> PipelinePlan:
         source = Path(str(row["filename"]))
         root = _exposure_root(source.name, pattern)
         noop = frozenset({"group_scale"}) if group_scale_is_noop(_header(source)) else frozenset()
-        found = _find_products(root, search, inst, exclude=source)
+        found = [p for p in _find_products(root, search, inst, exclude=source)
+                 if str(p.path.absolute()) not in exclude] if reuse else []
         start_candidates = [product_state(source, inst)] + [p for p in found if "ramp_fit" not in p.steps]
         todo = []
         for level, consumers in needs[fid].items():

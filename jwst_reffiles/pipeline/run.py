@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +44,8 @@ class RunOutcome:
 
 def default_jobs(per_job_gib: float = 4.0) -> int:
     """Processes to run at once: the cores, as far as memory allows."""
-    cores = os.cpu_count() or 1
-    try:
-        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        return cores
-    return max(1, min(cores, int(mem_gib // per_job_gib)))
+    from ..execution.executors import default_jobs as jobs
+    return jobs(per_job_gib)
 
 
 def _task(run: PipelineRun, workdir: Path) -> dict:
@@ -120,27 +115,31 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
 
 def execute_plan(plan: PipelinePlan, crds_dir, jobs: int | None = None,
                  ssblogFlag: bool = False, ssberrorlogFlag: bool = False,
-                 progress=None) -> list[RunOutcome]:
-    """Run every planned pipeline call; return the outcomes (never raises for a run)."""
+                 executor: str = "processes") -> list[RunOutcome]:
+    """Run every planned pipeline call as a task graph; return the outcomes in plan
+    order (never raises for a run)."""
+    from ..execution import TaskGraph, run_graph
+    from ..execution.tasks import pipeline_tasks
     if not plan.runs:
         return []
     jobs = jobs or default_jobs()
     offline_env = offline_environment(crds_dir)       # made once, before any run starts
-    outcomes = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_execute_one, run, plan.ssbdir, offline_env, ssblogFlag,
-                               ssberrorlogFlag): run for run in plan.runs}
-        for n, fut in enumerate(as_completed(futures), 1):
-            outcome = fut.result()
-            outcomes.append(outcome)
-            status = "done" if outcome.ok else f"FAILED: {outcome.error}"
-            log.info("[%d/%d] pipeline %s (%s): %s in %.1f s", n, len(futures),
-                     outcome.run.root, ", ".join(spec_name(s) for s in outcome.run.to_run),
-                     status, outcome.seconds)
-            if progress:
-                progress(n, len(futures), outcome)
-    order = {id(r): i for i, r in enumerate(plan.runs)}
-    return sorted(outcomes, key=lambda o: order[id(o.run)])
+    graph = TaskGraph()
+    for task in pipeline_tasks(plan, ssblogFlag, ssberrorlogFlag, offline_env):
+        graph.add(task)
+    ids = graph.order()
+    done = [0]
+
+    def on_done(tid, result):
+        done[0] += 1
+        status = "done" if result["ok"] else f"FAILED: {result['error']}"
+        log.info("[%d/%d] %s: %s in %.1f s", done[0], len(ids), graph[tid].label, status,
+                 result.get("seconds", 0.0))
+
+    results = run_graph(graph, ids, {}, executor, jobs, on_done=on_done)
+    return [RunOutcome(task.payload["run"], bool(results[task.id]["ok"]),
+                       float(results[task.id].get("seconds", 0.0)),
+                       results[task.id].get("error", "")) for task in graph]
 
 
 def outcomes_table(outcomes: list[RunOutcome]) -> Table:

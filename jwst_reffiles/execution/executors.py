@@ -1,0 +1,208 @@
+"""Executors: where the tasks of a graph run.  Dask does the scheduling.
+
+* ``inline``: dask's synchronous scheduler, in this process (for debugging:
+  breakpoints and tracebacks work).
+* ``processes`` (default): dask's multiprocessing scheduler, a local pool of
+  ``jobs`` spawned processes.
+* ``dask``: a ``dask.distributed`` client: a ``LocalCluster`` by default, the
+  scheduler at ``dask_scheduler`` when one is given, or, with
+  ``batch_enabled``, a ``dask-jobqueue`` cluster (HTCondor, SLURM, PBS, LSF,
+  SGE) whose workers are batch jobs.
+
+Every executor runs a subset of a :class:`TaskGraph` given the results of the
+tasks that are already done (reused), calls ``on_start(task_id)`` when it
+hands a task out and ``on_done(task_id, result)`` when a task ends, both in
+this process, and returns every result.  A worker that dies fails the tasks
+that had not ended; nothing is lost of those that had.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .graph import TaskGraph, run_node
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EXECUTORS", "run_graph", "default_jobs", "jobqueue_cluster", "JOBQUEUE_CLASSES"]
+
+EXECUTORS = ("inline", "processes", "dask")
+
+#: batchmode -> dask_jobqueue cluster class
+JOBQUEUE_CLASSES = {"Condor": "HTCondorCluster", "HTCondor": "HTCondorCluster",
+                    "SLURM": "SLURMCluster", "PBS": "PBSCluster", "LSF": "LSFCluster",
+                    "SGE": "SGECluster"}
+
+
+def default_jobs(per_job_gib: float = 4.0) -> int:
+    """Tasks to run at once: the cores, as far as memory allows ``per_job_gib`` each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return cores
+    return max(1, min(cores, int(mem_gib // per_job_gib)))
+
+
+def _dask_graph(graph: TaskGraph, ids: list[str], given: dict[str, dict]) -> dict:
+    """The legacy dask graph of the tasks ``ids``; results of other tasks come from ``given``."""
+    todo = set(ids)
+    dsk = {}
+    for tid in ids:
+        t = graph[tid]
+        for d in t.deps:
+            if d not in todo and d not in given:
+                raise ValueError(f"task {tid} depends on {d}, which is neither run nor given")
+        run_deps = [d for d in t.deps if d in todo]
+        done_deps = [d for d in t.deps if d not in todo]
+        # results of reused tasks are passed as data (quoted, so dask does not read them)
+        dep_ids = run_deps + done_deps
+        dsk[tid] = (_unquote_node, t.func, _Quoted(t.payload), t.needs_all, _Quoted(dep_ids),
+                    run_deps + [_Quoted(given[d]) for d in done_deps])
+    return dsk
+
+
+class _Quoted:
+    """Data dask must pass through untouched (not search for keys or tasks)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return (_Quoted, (self.value,))
+
+
+def _unquote_node(func, payload, needs_all, dep_ids, dep_results):
+    dep_results = [r.value if isinstance(r, _Quoted) else r for r in dep_results]
+    payload = payload.value if isinstance(payload, _Quoted) else payload
+    dep_ids = dep_ids.value if isinstance(dep_ids, _Quoted) else dep_ids
+    return run_node(func, payload, needs_all, dep_ids, dep_results)
+
+
+def _worker_death(exc) -> dict:
+    return {"ok": False, "seconds": 0.0, "errorfile": "", "outputs": [],
+            "error": f"not finished: the executor stopped ({type(exc).__name__}: {exc}); "
+                     f"a worker process may have died (memory?)"}
+
+
+def _run_local(dsk, ids, on_start, on_done, get, **kw) -> dict[str, dict]:
+    from dask.callbacks import Callback
+    results: dict[str, dict] = {}
+
+    def pretask(key, dsk_, state):
+        on_start(key)
+
+    def posttask(key, result, dsk_, state, worker_id):
+        results[key] = result
+        on_done(key, result)
+
+    try:
+        with Callback(pretask=pretask, posttask=posttask):
+            get(dsk, ids, **kw)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:        # a dead worker (BrokenProcessPool) and the like
+        log.error("executor stopped: %s: %s", type(exc).__name__, exc, exc_info=True)
+        for tid in ids:
+            if tid not in results:
+                results[tid] = _worker_death(exc)
+                on_done(tid, results[tid])
+    return results
+
+
+def _accepted_options(cls) -> set[str]:
+    """Keyword arguments a dask-jobqueue cluster class (and its job class) takes."""
+    import inspect
+    names = set()
+    for klass in [*cls.__mro__, *cls.job_cls.__mro__]:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names |= {p.name for p in inspect.signature(init).parameters.values()
+                      if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return names - {"self"}
+
+
+def jobqueue_cluster(batch: dict):
+    """The dask-jobqueue cluster of the configuration's ``batch`` section (not scaled).
+
+    ``queue_options`` go to the cluster class; an option that class does not
+    take (``walltime`` for HTCondor, ``disk`` for SLURM: the shipped defaults
+    name both) is left out with a warning that names it.
+    """
+    import dask_jobqueue
+    name = JOBQUEUE_CLASSES[batch["batchmode"]]
+    cls = getattr(dask_jobqueue, name)
+    options = dict(batch.get("queue_options") or {})
+    accepted = _accepted_options(cls)
+    dropped = sorted(k for k in options if k not in accepted)
+    if dropped:
+        log.warning("batch.queue_options: %s not an option of %s (batchmode %s); left out",
+                    ", ".join(dropped) + (" is" if len(dropped) == 1 else " are"), name,
+                    batch["batchmode"])
+    options = {k: v for k, v in options.items() if k in accepted}
+    options.setdefault("processes", 1)   # one task at a time per worker process
+    return cls(**options)
+
+
+def _run_distributed(dsk, ids, on_start, on_done, jobs, address=None, batch=None):
+    from distributed import Client, LocalCluster, as_completed
+    cluster = None
+    if address:
+        client = Client(address)
+    elif batch and batch.get("batch_enabled"):
+        cluster = jobqueue_cluster(batch)
+        cluster.scale(jobs=batch.get("jobs", 1))
+        log.info("dask-jobqueue %s: %d job(s) asked for; job script:\n%s",
+                 type(cluster).__name__, batch.get("jobs", 1), cluster.job_script())
+        client = Client(cluster)
+    else:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    results: dict[str, dict] = {}
+    try:
+        futures = client.get(dsk, ids, sync=False)
+        for tid in ids:
+            on_start(tid)
+        by_key = {f.key: tid for f, tid in zip(futures, ids)}
+        for fut in as_completed(futures):
+            tid = by_key[fut.key]
+            try:
+                results[tid] = fut.result()
+            except Exception as exc:        # KilledWorker and the like
+                results[tid] = _worker_death(exc)
+            on_done(tid, results[tid])
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+def run_graph(graph: TaskGraph, ids: list[str], given: dict[str, dict], executor: str,
+              jobs: int, on_start=None, on_done=None, dask_scheduler: str | None = None,
+              batch: dict | None = None) -> dict[str, dict]:
+    """Run the tasks ``ids`` of ``graph`` (see the module docstring)."""
+    on_start = on_start or (lambda tid: None)
+    on_done = on_done or (lambda tid, result: None)
+    if not ids:
+        return {}
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    dsk = _dask_graph(graph, ids, given)
+    if executor == "inline":
+        from dask.local import get_sync
+        return _run_local(dsk, ids, on_start, on_done, get_sync)
+    if executor == "processes":
+        if jobs <= 1:
+            from dask.local import get_sync
+            return _run_local(dsk, ids, on_start, on_done, get_sync)
+        import dask.multiprocessing
+        return _run_local(dsk, ids, on_start, on_done, dask.multiprocessing.get,
+                          num_workers=min(jobs, len(ids)), optimize_graph=False)
+    return _run_distributed(dsk, ids, on_start, on_done, jobs, address=dask_scheduler,
+                            batch=batch)
