@@ -207,7 +207,7 @@ def test_same_outputs_under_every_executor_and_self_references_first(darks2, tmp
         for name in ("reffiles.ecsv", "final_reffiles.ecsv"):
             for row in Table.read(rundir / name):
                 assert row["status"] == "made"
-                made[(row["reflabel"], row["cmdID"])] = _data_checksums(row["output"])
+                made[(row["reflabel"], str(row["cmdID"]))] = _data_checksums(row["output"])
         assert len(made) == 2 + 2 + 1 + 3           # readnoise, superbias, dark; 3 finals
         sums[executor] = made
     assert sums["inline"] == sums["processes"] == sums["dask"]

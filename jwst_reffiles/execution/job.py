@@ -148,11 +148,15 @@ class _Progress:
                      for s in STAGES}
         self.bars = {}
         if enabled:
+            import shutil
             from tqdm import tqdm
+            # a terminal that reports no size (0 x 0) would make tqdm hide every bar
+            size = shutil.get_terminal_size()
             for k, s in enumerate(s for s in STAGES if self.totals[s]):
                 self.bars[s] = tqdm(total=self.totals[s], initial=self.done[s], desc=f"{s:<10}",
-                                    position=k, leave=True, file=sys.stderr,
-                                    dynamic_ncols=True, unit="task")
+                                    position=k, leave=True, file=sys.stderr, unit="task",
+                                    ncols=min(size.columns, 100),
+                                    nrows=max(size.lines, len(STAGES) + 1))
 
     def update(self, tid: str, result: dict) -> None:
         t = self.job.graph[tid]

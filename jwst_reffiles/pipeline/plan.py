@@ -537,10 +537,18 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
                 plan.reused.append((root, best.path))
                 continue
             todo.append(level)
+        # levels share a run when one is a prefix of the other, unless the longer one
+        # needs a reference file this run makes (SELF) that the shorter does not: the
+        # shorter one must not wait for it (it may be among that file's own inputs)
+        self_paths = {str(v) for v in (self_refs or {}).values()}
+
+        def self_deps(lv):
+            return {str(v) for _, v in lv.refs if str(v) in self_paths}
+
         chains: list[list[Level]] = []
         for level in sorted(todo, key=lambda lv: -len(lv.steps)):
             for chain in chains:
-                if level.is_prefix_of(chain[0]):
+                if level.is_prefix_of(chain[0]) and self_deps(level) == self_deps(chain[0]):
                     chain.append(level)
                     break
             else:
