@@ -262,11 +262,51 @@ def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
     return result
 
 
+def bench_pipeline_scaling(outdir: Path, repeat: int) -> dict:
+    """The pipeline stage through the task graph with 1 and with 2 processes (this
+    machine has 2 cores): the same 4 files, each into an ssb directory of its own."""
+    import textwrap
+
+    from jwst_reffiles.config import load_config
+    from jwst_reffiles.execution import default_jobs
+    from jwst_reffiles.simulate import simulate_dataset
+    from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
+
+    work = outdir / "scaling"
+    shutil.rmtree(work, ignore_errors=True)
+    sim = simulate_dataset(work / "sim", subarray="SUB160", ngroups=10, nints=2, ndarks=4,
+                           nflats=0, seed=4)
+    inputs = [str(p) for p in sim.files()]
+    times = {}
+    for jobs in (1, 2):
+        cfg = work / f"cfg{jobs}.yaml"
+        cfg.write_text(textwrap.dedent(f"""
+            reflabels: [dk]
+            reftypes: [dark]
+            output: {{outrootdir: {work / 'out'}, runID: {jobs}}}
+            reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits'}}
+            dk: {{reftype: dark, imtypes: D, ssbsteps: 'jump-'}}
+            """))
+        s1 = organise_inputs(load_config(cfg), "dk", inputs)
+        t0 = time.perf_counter()
+        plan, outcomes = calibrate_inputs(s1, jobs=jobs)
+        times[jobs] = time.perf_counter() - t0
+        assert len(outcomes) == 4 and all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return {
+        "benchmark": "pipeline stage (calwebb_detector1 to jump, offline) on 4 SUB160 darks "
+                     "(2 ints x 10 groups), processes executor, -j 1 vs -j 2",
+        "cores": default_jobs(0.01),
+        "j1_s": round(times[1], 1),
+        "j2_s": round(times[2], 1),
+        "speedup_j2_over_j1": round(times[1] / times[2], 2),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--outdir", type=Path, default=Path("bench_output"))
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--only", choices=["simulate", "pipeline", "algorithms", "predecessor"], help="run one benchmark")
+    p.add_argument("--only", choices=["simulate", "pipeline", "scaling", "algorithms", "predecessor"], help="run one benchmark")
     args = p.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
     p_only = args.only
@@ -275,6 +315,8 @@ def main(argv=None) -> int:
         results.append(bench_full_frame_exposure(args.outdir, args.repeat))
     if p_only in (None, "pipeline"):
         results.append(bench_pipeline_dedupe(args.outdir, args.repeat))
+    if p_only in (None, "scaling"):
+        results.append(bench_pipeline_scaling(args.outdir, args.repeat))
     if p_only in (None, "algorithms"):
         results.append(bench_algorithms(args.outdir))
     if p_only in (None, "predecessor"):
