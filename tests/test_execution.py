@@ -64,6 +64,24 @@ def test_every_executor_runs_the_graph_in_order_and_isolates_failures(executor):
         assert results["f:1"]["pid"] != os.getpid()
 
 
+def _nap(payload, deps):
+    t0 = time.time()
+    time.sleep(payload["seconds"])
+    return {"ok": True, "seconds": payload["seconds"], "outputs": [], "span": (t0, time.time()),
+            "pid": os.getpid()}
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_independent_tasks_run_at_the_same_time(executor):
+    g = TaskGraph()
+    for k in range(2):
+        g.add(Task(f"p:{k}", "pipeline", f"nap {k}", _nap, {"seconds": 1.0}, {}))
+    r = run_graph(g, g.order(), {}, executor, 2)
+    (a0, a1), (b0, b1) = r["p:0"]["span"], r["p:1"]["span"]
+    assert r["p:0"]["pid"] != r["p:1"]["pid"]
+    assert max(a0, b0) < min(a1, b1), "the two tasks did not overlap"
+
+
 def test_reused_results_are_given_and_not_rerun():
     g = _toy_graph()
     given = {"p:1": {"ok": True, "value": 5}, "i:1": {"ok": True, "value": 50}}
@@ -211,6 +229,29 @@ def test_same_outputs_under_every_executor_and_self_references_first(darks2, tmp
         assert len(made) == 2 + 2 + 1 + 3           # readnoise, superbias, dark; 3 finals
         sums[executor] = made
     assert sums["inline"] == sums["processes"] == sums["dask"]
+
+    # a changed input: the pipeline runs of that file (and what depends on them) are done
+    # again, although its old products are on disk; the other file's are reused
+    src = sorted(darks2.files())[0]
+    with fits.open(src, mode="update") as hdul:
+        hdul["SCI"].data[0, 1, 20, 20] += 3
+    rc = cli.main(["--cfgfile", str(cfg), "-p", "output.runID", "4", "--executor", "inline",
+                   "readnoise,superbias,dark"] + files)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    db = sqlite3.connect(tmp_path / "out" / "004" / "state.sqlite")
+    last = db.execute("SELECT max(id) FROM sessions").fetchone()[0]
+    again = {r[0] for r in db.execute("SELECT id FROM tasks WHERE session=?", (last,))}
+    specs = dict(db.execute("SELECT id, spec FROM tasks").fetchall())
+    root = src.name[:-len("_uncal.fits")]
+    # that file's two runs, and the other file's dark run: it calibrates with this run's
+    # final superbias, which is made again
+    runs = [k for k in again if k.startswith("pipeline:")]
+    assert len(runs) == 3 and sum(root in k for k in runs) == 2
+    assert all(root in k or "final/superbias" in specs[k] for k in runs)
+    assert len([k for k in again if k.startswith("individual:")]) == 3   # rn, sb, dark
+    assert {"final:readnoise", "final:superbias", "final:dark"} <= again
+    assert len(again) == 3 + 3 + 3
 
 
 def _kill_config(tmp_path, sim, plugdir, delay):

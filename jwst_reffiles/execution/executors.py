@@ -203,6 +203,7 @@ def run_graph(graph: TaskGraph, ids: list[str], given: dict[str, dict], executor
             return _run_local(dsk, ids, on_start, on_done, get_sync)
         import dask.multiprocessing
         return _run_local(dsk, ids, on_start, on_done, dask.multiprocessing.get,
-                          num_workers=min(jobs, len(ids)), optimize_graph=False)
+                          num_workers=min(jobs, len(ids)), optimize_graph=False,
+                          chunksize=1)   # one task per dispatch: tasks are long
     return _run_distributed(dsk, ids, on_start, on_done, jobs, address=dask_scheduler,
                             batch=batch)

@@ -51,6 +51,7 @@ def default_jobs(per_job_gib: float = 4.0) -> int:
 def _task(run: PipelineRun, workdir: Path) -> dict:
     return {
         "input": str(run.input),
+        "done": list(run.done),
         "workdir": str(workdir),
         "steps": run.step_parameters(),
         "save_results": "ramp_fit" in run.to_run,

@@ -48,8 +48,12 @@ def check_steps(header, steps: list[str]) -> None:
                            + "; ".join(problems))
 
 
-def _stamp(src: Path, steps: str, check: bool) -> None:
+def _stamp(src: Path, steps: str, check: bool, carried: dict | None = None) -> None:
     with fits.open(src, mode="update") as hdul:
+        # steps done before this run (the input was an intermediate product): jwst marks
+        # them SKIPPED in this run's product; they were applied, as the input recorded
+        for key, value in (carried or {}).items():
+            hdul[0].header[key] = value
         if check:
             check_steps(hdul[0].header, steps.split(","))
         hdul[0].header[JRSTEPS] = (steps, "steps applied, recorded by jwst_reffiles")
@@ -59,7 +63,15 @@ def run_task(task: dict) -> dict:
     t0 = time.perf_counter()
     from jwst.pipeline import Detector1Pipeline
 
+    from .steps import STEP_INFO
     workdir = Path(task["workdir"])
+    carried = {}
+    if task.get("done"):
+        header = fits.getheader(task["input"])
+        for step in task["done"]:
+            key = STEP_INFO[step][1]
+            if str(header.get(key, "")).upper() == "COMPLETE":
+                carried[key] = "COMPLETE"
     Detector1Pipeline.call(task["input"], steps=task["steps"], output_dir=str(workdir),
                            save_results=task["save_results"])
     # first check and stamp every product, then rename them all: a run that
@@ -68,11 +80,11 @@ def run_task(task: dict) -> dict:
     for save in task["saves"]:
         suffix = "rate" if save["step"] == "ramp_fit" else save["step"]
         src = _single(workdir, suffix)
-        _stamp(src, save["jrsteps"], check=True)
+        _stamp(src, save["jrsteps"], check=True, carried=carried)
         moves.append((src, Path(save["dest"])))
         for kind, dest in save.get("companions", {}).items():
             src = _single(workdir, kind)
-            _stamp(src, save["jrsteps"], check=False)   # fitopt has no S_RAMP of its own
+            _stamp(src, save["jrsteps"], check=False, carried=carried)  # fitopt: no S_RAMP
             moves.append((src, Path(dest)))
     for src, dest in moves:
         os.replace(src, dest)
