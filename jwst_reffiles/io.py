@@ -13,7 +13,37 @@ import numpy as np
 from astropy.io import fits
 
 __all__ = ["RampFile", "CDSSource", "GroupSource", "cds_differences", "open_unscaled",
-           "read_section"]
+           "read_section", "check_consistent", "READOUT_KEYS"]
+
+#: Header keywords that inputs combined pixel by pixel must share.
+READOUT_KEYS = ("INSTRUME", "DETECTOR", "SUBARRAY", "READPATT", "NGROUPS", "NFRAMES",
+                "GROUPGAP")
+
+
+def check_consistent(paths, keys=READOUT_KEYS, what: str = "inputs") -> dict:
+    """Primary headers of ``paths``; ValueError listing every file whose ``keys``
+    differ from the first file's."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError(f"no {what} given")
+    headers = {}
+    for p in paths:
+        try:
+            headers[p] = fits.getheader(p, 0)
+        except OSError as exc:
+            raise ValueError(f"{p}: cannot read the primary header ({exc})") from None
+    ref = headers[paths[0]]
+    problems = []
+    for p in paths[1:]:
+        h = headers[p]
+        diff = [f"{k}={h.get(k)!r} (first file: {ref.get(k)!r})" for k in keys
+                if h.get(k) != ref.get(k)]
+        if diff:
+            problems.append(f"{p}: " + ", ".join(diff))
+    if problems:
+        raise ValueError(f"inconsistent {what} (first file {paths[0]}):\n"
+                         + "\n".join(f"  - {x}" for x in problems))
+    return headers
 
 
 def open_unscaled(path):
@@ -84,6 +114,25 @@ class RampFile:
         if self._bzero != 0.0:
             block += self._bzero
         return block
+
+    def read_usable(self, y0: int = 0, y1: int | None = None, ints=slice(None),
+                    groups=slice(None), bad_flags: int | None = None) -> np.ndarray:
+        """:meth:`read` with NaN where GROUPDQ or PIXELDQ has any of ``bad_flags``
+        (default SATURATED and DO_NOT_USE); files without DQ are read as they are."""
+        from .dq import flag_value
+        bad = flag_value(["SATURATED", "DO_NOT_USE"]) if bad_flags is None else bad_flags
+        data = self.read(y0, y1, ints, groups)
+        y1 = self.shape[2] if y1 is None else y1
+        names = [h.name for h in self._hdul]
+        flagged = np.zeros(data.shape, dtype=bool)
+        if "GROUPDQ" in names and self.ndim_file == 4:
+            gdq = read_section(self._hdul["GROUPDQ"], (ints, groups, slice(y0, y1)), np.int64)
+            flagged |= (gdq & bad) > 0
+        if "PIXELDQ" in names:
+            pdq = read_section(self._hdul["PIXELDQ"], (slice(y0, y1),), np.int64)
+            flagged |= ((pdq & bad) > 0)[None, None]
+        data[flagged] = np.nan
+        return data
 
     def close(self):
         self._hdul.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
-           "image_stats", "DEFAULT_MEMORY_BYTES"]
+           "image_stats", "nanmedian", "DEFAULT_MEMORY_BYTES"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -67,6 +67,16 @@ def _sorted_median(sorted_vals: np.ndarray, n: np.ndarray) -> np.ndarray:
     med = (a + b) / 2
     med[n == 0] = np.nan
     return med
+
+
+def nanmedian(a, axis: int = 0) -> np.ndarray:
+    """Median along ``axis`` ignoring NaN (NaN where none); a fast, silent
+    ``np.nanmedian`` for the short axes of stacks (one sort, no warnings)."""
+    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+    shape = a.shape[:-1]
+    rows = a.reshape(-1, a.shape[-1])
+    n = np.count_nonzero(~np.isnan(rows), axis=1)
+    return _sorted_median(np.sort(rows, axis=1), n).reshape(shape)
 
 
 def _row_stats(block: np.ndarray):

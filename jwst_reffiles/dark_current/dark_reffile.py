@@ -32,7 +32,7 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from ..dq import dq_def_records, flag_value
-from ..io import RampFile
+from ..io import RampFile, check_consistent
 from ..reffile import crds_info_from_file, save_reference
 from ..stats import stack_stats
 
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Dark", "first_hit_mask"]
 
 FULL_FRAME_GROUP_BYTES = 2048 * 2048 * 4
-_CHECK_KEYS = ("INSTRUME", "DETECTOR", "SUBARRAY", "READPATT", "NGROUPS", "NFRAMES",
-               "GROUPGAP")
 
 
 def first_hit_mask(groupdq: np.ndarray, bad_flags: int | None = None) -> np.ndarray:
@@ -120,20 +118,12 @@ class Dark:
 
     def consistency_check(self) -> None:
         """All inputs must share instrument, detector, subarray, readout and shape."""
+        check_consistent(self.file_list, what="dark inputs")
         ref = self.headers[self.file_list[0]]
-        problems = []
-        for f in self.file_list[1:]:
-            h = self.headers[f]
-            diff = [f"{k}={h.get(k)!r} (first file: {ref.get(k)!r})" for k in _CHECK_KEYS
-                    if h.get(k) != ref.get(k)]
-            if diff:
-                problems.append(f"{f}: " + ", ".join(diff))
         if str(ref.get("NFRAMES", 1)) != "1" or str(ref.get("GROUPGAP", 0)) != "0":
-            problems.append(f"{self.file_list[0]}: NFRAMES={ref.get('NFRAMES')}, GROUPGAP="
-                            f"{ref.get('GROUPGAP')}: a dark reference file needs NFRAMES=1 and "
-                            f"GROUPGAP=0 (the pipeline rebuilds other patterns from it)")
-        if problems:
-            raise ValueError("inconsistent dark inputs:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(f"{self.file_list[0]}: NFRAMES={ref.get('NFRAMES')}, GROUPGAP="
+                             f"{ref.get('GROUPGAP')}: a dark reference file needs NFRAMES=1 "
+                             f"and GROUPGAP=0 (the pipeline rebuilds other patterns from it)")
 
     def prepare_cr_maps(self) -> dict:
         """The file giving each input's cosmic-ray flags (GROUPDQ with JUMP_DET)."""

@@ -32,6 +32,10 @@ BUILTIN_MODULES = ("jwst_reffiles.plugins.mkref_readnoise",
                    "jwst_reffiles.plugins.mkref_badpix_from_flats",
                    "jwst_reffiles.plugins.mkref_badpix_from_darks",
                    "jwst_reffiles.plugins.mkref_bad_pixel_mask",
+                   "jwst_reffiles.plugins.mkref_gain_armin",
+                   "jwst_reffiles.plugins.mkref_gain_bryan",
+                   "jwst_reffiles.plugins.mkref_linearity",
+                   "jwst_reffiles.plugins.mkref_saturation",
                    "jwst_reffiles.example.mkref_example_readnoise_module")
 
 

@@ -1,0 +1,341 @@
+"""Linearity reference file from flat ramps that reach saturation.
+
+The jwst convention (LinearityModel): a measured signal ``m`` (DN, after the
+superbias and reference-pixel corrections) is made linear by the polynomial
+``L = sum_k c_k m^k``.  Here ``c_0 = 0`` and ``c_1 = 1`` (the correction
+vanishes with the signal) and ``c_2 .. c_degree`` are fitted per pixel.
+
+Under constant illumination the linear signal of a ramp grows linearly in
+time, ``L(t) = r t + b``.  The group times are exact and the noise (shot noise,
+adding up along the ramp) is in the measured values, so the fit is made in
+that direction: the forward model ``m = F(L) = L + sum_{j>=2} beta_j L^j`` with
+``L = r_i t + b_i``, each ramp with its own rate and offset and ``beta`` shared
+by all the ramps of a pixel (:func:`fit_linearity`, Gauss-Newton with the
+ramps' parameters eliminated ramp by ramp).  Regressing ``L`` on the noisy
+``m`` instead (linear least squares) is biased by that noise - badly, as the
+noise of a ramp's later groups is mostly the shot noise of its earlier ones.
+The forward model is then inverted into the correction polynomial
+(:func:`invert_forward`) over the range of signal fitted.
+
+Usable groups: up to ``max_fraction`` of the ramp's saturation plateau
+(:func:`jwst_reffiles.saturation.saturation.plateau_levels`), before the first
+cosmic-ray jump (:func:`jump_onset`: a group-to-group difference that stands
+out of the ramp's own smooth trend), and not flagged.  Pixels with too few
+usable groups, or whose ramps never get past ``min_fit_fraction`` of the
+typical saturation level, get ``NO_LIN_CORR`` and the identity polynomial.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from stdatamodels.jwst import datamodels as dm
+
+from ..dq import dq_def_records, flag_value
+from ..io import RampFile, check_consistent
+from ..reffile import crds_info_from_file, save_reference
+from ..saturation.saturation import plateau_levels
+from ..stats import nanmedian
+
+log = logging.getLogger(__name__)
+
+__all__ = ["fit_linearity", "invert_forward", "jump_onset", "usable_groups", "make_linearity",
+           "group_times"]
+
+
+def group_times(ngroups: int, nframes: int = 1, groupgap: int = 0, tframe: float = 1.0):
+    """Mean read time of each group after the reset [s]."""
+    k = np.arange(ngroups)
+    return (k * (nframes + groupgap) + (nframes + 1) / 2.0) * tframe
+
+
+def jump_onset(ramp: np.ndarray, nsigma: float = 6.0, window: int = 2) -> np.ndarray:
+    """Index of the first group after a jump, per pixel (ngroups if none).
+
+    ``ramp`` (ngroups, ny, nx).  A difference d_k = m_{k+1} - m_k is a jump when
+    it exceeds the median of its neighbours (``window`` on each side) by more
+    than ``nsigma`` robust standard deviations of the ramp's differences about
+    that local trend.  Non-finite values never make a jump.
+    """
+    r = np.asarray(ramp, dtype=np.float64)
+    ng = r.shape[0]
+    d = np.diff(r, axis=0)
+    n = d.shape[0]
+    pad = np.pad(d, ((window, window), (0, 0), (0, 0)), mode="edge")
+    neigh = np.stack([pad[window + o: window + o + n] for o in range(-window, window + 1)
+                      if o != 0])
+    trend = nanmedian(neigh, axis=0)
+    resid = d - trend
+    mad = 1.4826 * nanmedian(np.abs(resid), axis=0)
+    with np.errstate(invalid="ignore"):
+        jump = resid > nsigma * np.maximum(mad, 1e-6)[None]
+    first = np.where(jump.any(axis=0), np.argmax(jump, axis=0) + 1, ng)
+    return first
+
+
+def usable_groups(ramp: np.ndarray, max_fraction: float = 0.95, jump_sigma: float = 6.0,
+                  plateau_kw: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(usable, plateau) for one ramp (ngroups, ny, nx): the groups to fit, and
+    the plateau level (NaN when the ramp does not saturate)."""
+    r = np.asarray(ramp, dtype=np.float64)
+    ng = r.shape[0]
+    p = plateau_levels(r[None], **(plateau_kw or {}))
+    level, onset = p["level"][0], p["onset"][0]
+    k = np.arange(ng)[:, None, None]
+    use = np.isfinite(r)
+    use &= np.logical_and.accumulate(use, axis=0)          # up to the first flagged value
+    sat = np.isfinite(level)
+    with np.errstate(invalid="ignore"):
+        use &= ~sat[None] | ((r <= max_fraction * level[None]) & (k < onset[None]))
+    use &= k < jump_onset(np.where(use, r, np.nan), jump_sigma)[None]
+    return use, level
+
+
+def _solve_batched(h: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve h x = g per pixel (h (..., q, q)); (x, ok) with ok False where singular."""
+    q = h.shape[-1]
+    dia = np.sqrt(np.abs(np.einsum("...ii->...i", h)))
+    dia = np.where(dia > 0, dia, 1.0)
+    hn = h / dia[..., :, None] / dia[..., None, :]
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(hn).all(axis=(-1, -2))
+        hn = np.where(ok[..., None, None], hn, np.eye(q))
+        ok &= np.linalg.cond(hn) < 1e12
+        hn = np.where(ok[..., None, None], hn, np.eye(q))
+        x = np.linalg.solve(hn, (g / dia)[..., None])[..., 0] / dia
+    ok &= np.isfinite(x).all(axis=-1)
+    return np.where(ok[..., None], x, 0.0), ok
+
+
+def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
+                  scale: float | None = None, iterations: int = 8, tolerance: float = 1e-7,
+                  min_groups: int | None = None, min_ramps: int = 1):
+    """Fit the non-linearity of a block of pixels from several ramps.
+
+    Parameters
+    ----------
+    ramps : list of (ngroups_i, ny, nx) arrays, measured signal [DN] after
+        the superbias and reference-pixel corrections.
+    times : list of (ngroups_i,) group times [s] (only their ratios matter).
+    usable : list of (ngroups_i, ny, nx) bool: the values to fit.
+    degree : degree of the correction polynomial returned (c0 = 0, c1 = 1).
+    model_degree : degree of the forward model fitted, ``m = F(L) = L +
+        sum_{j=2..model_degree} beta_j L^j`` with ``L = r_i t + b_i`` per ramp.
+        The time of each group is exact and the noise (shot noise adding up
+        along the ramp) is on the measured side, so the model is fitted in
+        that direction (Gauss-Newton, the ramps' rates and offsets eliminated
+        ramp by ramp); regressing L on the noisy m instead would bias it.
+    scale : signal scale [DN] for the conditioning (default: the largest value).
+    iterations, tolerance : Gauss-Newton stops after ``iterations`` or when no
+        coefficient (in units of the scale) changes by more than ``tolerance``.
+    min_groups : usable groups a ramp needs to count (model_degree + 2).
+
+    Returns (coeffs (degree+1, ny, nx), fitted (ny, nx) bool, reach (ny, nx)):
+    the correction polynomial, where it could be fitted, and the largest
+    linearised signal it was fitted to [DN].
+    """
+    if degree < 2 or model_degree < 2:
+        raise ValueError(f"polynomial degrees must be >= 2, got {degree} and {model_degree}")
+    if not ramps:
+        raise ValueError("fit_linearity: no ramps")
+    shape = ramps[0].shape[1:]
+    min_groups = model_degree + 2 if min_groups is None else min_groups
+    if scale is None:
+        scale = max(float(np.nanmax(np.where(u, r, np.nan))) if u.any() else 0.0
+                    for r, u in zip(ramps, usable)) or 1.0
+    tmax = max(float(np.max(t)) for t in times)
+    npix = int(np.prod(shape))
+    xs, ws, ts, thetas = [], [], [], []
+    nramps = np.zeros(npix, np.int32)
+    for r, t, u in zip(ramps, times, usable):
+        r = np.asarray(r, np.float64).reshape(len(t), npix)
+        w = (np.asarray(u).reshape(len(t), npix) & np.isfinite(r)).astype(np.float64)
+        ok = w.sum(axis=0) >= min_groups
+        w *= ok[None]
+        x = np.where(w > 0, r / scale, 0.0)
+        tt = np.asarray(t, np.float64)[:, None] / tmax
+        # start: the straight line through the usable values
+        s0, s1, s2 = w.sum(0), (w * tt).sum(0), (w * tt * tt).sum(0)
+        a, b = (w * tt * x).sum(0), (w * x).sum(0)
+        det = np.where(ok, s0 * s2 - s1 * s1, 1.0)
+        det = np.where(det != 0, det, 1.0)
+        xs.append(x), ws.append(w), ts.append(tt)
+        thetas.append(np.stack([(s0 * a - s1 * b) / det, (s2 * b - s1 * a) / det], -1))
+        nramps += ok
+    q = model_degree - 1
+    beta = np.zeros((npix, q))
+    powers = np.arange(2, model_degree + 1)
+    for _ in range(iterations):
+        h = np.zeros((npix, q, q))
+        g = np.zeros((npix, q))
+        parts = []
+        for x, w, tt, theta in zip(xs, ws, ts, thetas):
+            lin = theta[None, :, 0] * tt + theta[None, :, 1]      # (G, P): L / scale
+            lp = np.stack([lin ** j for j in powers], axis=-1)    # (G, P, q)
+            dfdl = 1.0 + (np.stack([j * lin ** (j - 1) for j in powers], -1)
+                          * beta[None]).sum(-1)
+            res = w * (x - lin - (lp * beta[None]).sum(-1))
+            cols = [dfdl * tt, dfdl] + [lp[..., i] for i in range(q)]
+            k = len(cols)
+            m = np.empty((npix, k, k))
+            grad = np.empty((npix, k))
+            for i in range(k):
+                wc = w * cols[i]
+                grad[:, i] = np.einsum("gp,gp->p", cols[i], res)
+                for j in range(i, k):
+                    m[:, i, j] = m[:, j, i] = np.einsum("gp,gp->p", wc, cols[j])
+            a_, c_, b_ = m[:, :2, :2], m[:, :2, 2:], m[:, 2:, 2:]
+            det = a_[:, 0, 0] * a_[:, 1, 1] - a_[:, 0, 1] * a_[:, 1, 0]
+            good = np.abs(det) > 1e-300
+            det = np.where(good, det, 1.0)
+            ainv = np.stack([np.stack([a_[:, 1, 1], -a_[:, 0, 1]], -1),
+                             np.stack([-a_[:, 1, 0], a_[:, 0, 0]], -1)], -2) / det[:, None, None]
+            ainv = np.where(good[:, None, None], ainv, 0.0)
+            ac = ainv @ c_                                        # (P, 2, q)
+            h += b_ - np.swapaxes(c_, -1, -2) @ ac
+            g += grad[:, 2:] - (np.swapaxes(ac, -1, -2) @ grad[:, :2, None])[..., 0]
+            parts.append((ainv, grad[:, :2], c_))
+        dbeta, ok_b = _solve_batched(h, g)
+        beta = beta + dbeta
+        done = float(np.max(np.abs(dbeta))) < tolerance if dbeta.size else True
+        for k, (ainv, gr, c_) in enumerate(parts):
+            thetas[k] = thetas[k] + (ainv @ (gr - (c_ @ dbeta[..., None])[..., 0])[..., None])[..., 0]
+        if done:
+            break
+    fitted = ok_b & (nramps >= min_ramps)
+    # reach: the largest linear signal fitted
+    reach = np.zeros(npix)
+    for w, tt, theta in zip(ws, ts, thetas):
+        lin = theta[None, :, 0] * tt + theta[None, :, 1]
+        reach = np.maximum(reach, np.where(w > 0, lin, 0.0).max(axis=0))
+    coeffs = invert_forward(beta.reshape(shape + (q,)), reach.reshape(shape), degree)
+    coeffs[2:] = coeffs[2:] * (scale ** (1.0 - np.arange(2, degree + 1)))[:, None, None]
+    fitted = fitted.reshape(shape)
+    coeffs[:, ~fitted] = 0.0
+    coeffs[1, ~fitted] = 1.0
+    return coeffs, fitted, reach.reshape(shape) * scale
+
+
+def invert_forward(beta: np.ndarray, reach: np.ndarray, degree: int,
+                   npoints: int = 64) -> np.ndarray:
+    """Correction polynomial (degree+1, ny, nx), c0 = 0 and c1 = 1, of the forward
+    model ``m = L + sum_j beta_j L^j`` (``beta`` (ny, nx, q)), least squares on
+    ``0 < L <= reach`` (scaled units in, scaled units out)."""
+    shape = beta.shape[:-1]
+    q = beta.shape[-1]
+    frac = np.linspace(1.0 / npoints, 1.0, npoints)[:, None, None]
+    lin = frac * np.maximum(reach, 1e-6)[None]                    # (N, ny, nx)
+    m = lin + sum(beta[..., j] * lin ** (j + 2) for j in range(q))
+    cols = np.stack([m ** j for j in range(2, degree + 1)], -1)   # (N, ny, nx, p)
+    h = np.einsum("n...i,n...j->...ij", cols, cols)
+    gvec = np.einsum("n...i,n...->...i", cols, lin - m)
+    c, _ = _solve_batched(h, gvec)
+    out = np.zeros((degree + 1,) + shape)
+    out[1] = 1.0
+    out[2:] = np.moveaxis(c, -1, 0)
+    return out
+
+
+def make_linearity(files, output_file=None, degree: int = 5, model_degree: int = 3,
+                   max_fraction: float = 0.95, min_fit_fraction: float = 0.5,
+                   jump_sigma: float = 6.0, min_ramps: int = 1, iterations: int = 8,
+                   flat_fraction: float = 0.05, min_step: float = 30.0,
+                   memory_mb: float = 512.0, author: str = "jwst_reffiles",
+                   description: str = "Linearity correction from flat ramps",
+                   pedigree: str = "GROUND", useafter: str = "2022-01-01T00:00:00",
+                   history: str = "") -> Path:
+    """Make a linearity reference file from flat ramps that reach saturation.
+
+    Parameters
+    ----------
+    files : list of str
+        Flat ramps calibrated through superbias and refpix (not linearity),
+        reaching saturation; any illuminations, several files and integrations.
+    output_file : str
+        The LinearityModel to write (required).
+    degree : int
+        Degree of the correction polynomial (c0 = 0 and c1 = 1 fixed).
+    model_degree : int
+        Degree of the forward model fitted to the ramps (see :func:`fit_linearity`).
+    max_fraction : float
+        Groups above this fraction of a ramp's saturation plateau are not fitted.
+    min_fit_fraction : float
+        Pixels whose fitted signal never reaches this fraction of the median
+        plateau level get NO_LIN_CORR (the polynomial would be extrapolated).
+    jump_sigma : float
+        Cosmic-ray jump threshold (see :func:`jump_onset`).
+    min_ramps : int
+        Ramps a pixel needs for a fit.
+    iterations : int
+        Gauss-Newton iterations.
+    flat_fraction, min_step : plateau detection (see ``plateau_levels``).
+    memory_mb : float
+        Budget for one block of rows of all the ramps and the fit's work arrays.
+    author, description, pedigree, useafter, history : str
+        CRDS metadata.
+    """
+    if output_file is None:
+        raise ValueError("make_linearity: output_file must be given")
+    if not 0 < max_fraction <= 1:
+        raise ValueError(f"max_fraction must be in (0, 1], got {max_fraction}")
+    files = [Path(f) for f in files]
+    headers = check_consistent(files, keys=("INSTRUME", "DETECTOR", "SUBARRAY", "NFRAMES",
+                                            "GROUPGAP"), what="linearity inputs")
+    ramps = [RampFile(f) for f in files]
+    plateau_kw = {"flat_fraction": flat_fraction, "min_step": min_step}
+    try:
+        ny, nx = ramps[0].shape[2:]
+        nramps = sum(r.shape[0] for r in ramps)
+        gmax = max(r.shape[1] for r in ramps)
+        q = model_degree - 1
+        per_row = nx * 8 * (2 * nramps * gmax + gmax * (3 * q + 10) + 4 * q * q + 4 * degree)
+        rows = int(max(1, min(ny, memory_mb * 2**20 // per_row)))
+        coeffs = np.zeros((degree + 1, ny, nx))
+        fitted = np.zeros((ny, nx), bool)
+        reach = np.zeros((ny, nx))
+        levels_seen = []
+        times = {}
+        for f, r in zip(files, ramps):
+            h = headers[f]
+            times[f] = group_times(r.shape[1], int(h.get("NFRAMES", 1)),
+                                   int(h.get("GROUPGAP", 0)), float(h.get("TFRAME", 1.0)))
+        log.info("linearity: %d files, %d ramps, degree %d (model %d), %d rows per block",
+                 len(files), nramps, degree, model_degree, rows)
+        for y0 in range(0, ny, rows):
+            y1 = min(ny, y0 + rows)
+            block, tlist, ulist = [], [], []
+            for f, r in zip(files, ramps):
+                for i in range(r.shape[0]):
+                    ramp = r.read_usable(y0, y1, ints=slice(i, i + 1))[0]
+                    use, level = usable_groups(ramp, max_fraction, jump_sigma, plateau_kw)
+                    if np.isfinite(level).any():
+                        levels_seen.append(float(np.nanmedian(level)))
+                    block.append(ramp), tlist.append(times[f]), ulist.append(use)
+            c, ok, rch = fit_linearity(block, tlist, ulist, degree, model_degree,
+                                       iterations=iterations, min_ramps=min_ramps)
+            coeffs[:, y0:y1], fitted[y0:y1], reach[y0:y1] = c, ok, rch
+    finally:
+        for r in ramps:
+            r.close()
+    typical = float(np.median(levels_seen)) if levels_seen else np.nan
+    if np.isfinite(typical):
+        fitted &= reach >= min_fit_fraction * typical
+    dq = np.where(fitted, 0, flag_value("NO_LIN_CORR")).astype(np.uint32)
+    coeffs[:, ~fitted] = 0.0
+    coeffs[1, ~fitted] = 1.0
+    notes = [f"Forward model of degree {model_degree} fitted per pixel to {nramps} ramp(s) up to "
+             f"{max_fraction:.2f} of saturation (median plateau {typical:.0f} DN), inverted to "
+             f"a correction of degree {degree} (c0=0, c1=1); {int(fitted.sum())} of "
+             f"{fitted.size} pixels fitted, the others NO_LIN_CORR"]
+    if history:
+        notes.insert(0, history)
+    info = crds_info_from_file(files[0], shape=(ny, nx))
+    model = dm.LinearityModel(coeffs=coeffs.astype(np.float32), dq=dq, dq_def=dq_def_records(dq))
+    path = save_reference(model, output_file, reftype="LINEARITY", input_files=files, info=info,
+                          author=author, description=description, pedigree=pedigree,
+                          useafter=useafter, history=notes)
+    model.close()
+    log.info("linearity: %d pixels fitted -> %s", int(fitted.sum()), path)
+    return path
