@@ -66,6 +66,25 @@ def test_gain_region_scatter_scales_with_the_pixels_used(ptc_data, tmp_path):
     assert 1.5 < out[16] / out[32] < 2.7, out
 
 
+def test_per_pixel_gain_uncertainty_is_honest(tmp_path):
+    ds = simulate_dataset(tmp_path / "sim", subarray="SUB64P", ndarks=2, nflats=2,
+                          ngroups=20, nints=30, flat_flux=(10000.0,), seed=8,
+                          write_reffiles=False)
+    sub = get_subarray("NIRCAM", "SUB64P")
+    truth = ds.truth.cutout("gain", sub)
+    r = make_gain(ds.files("flat"), ds.files("dark"), tmp_path / "g.fits", box=16,
+                  per_pixel_max_error=1.0)
+    good = np.isfinite(r.pixel_gain) & (ds.truth.defect_map()[sub.slices()] == "")
+    ratio = r.pixel_gain[good] / truth[good]
+    spread = 1.4826 * np.median(np.abs(ratio - np.median(ratio)))
+    assert 0.7 < spread / np.median(r.pixel_err[good]) < 1.4
+    assert abs(np.median(ratio) - 1) < 0.08        # 1/slope of a noisy slope: biased high
+    # where a pixel's own gain is not precise enough, the box's is used
+    r2 = make_gain(ds.files("flat"), ds.files("dark"), tmp_path / "g2.fits", box=16,
+                   per_pixel_max_error=0.01)
+    assert np.array_equal(r2.gain, np.repeat(np.repeat(r2.box_gain, 16, 0), 16, 1)[:64, :64])
+
+
 def test_flats_of_different_illumination_are_refused(tmp_path):
     ds = simulate_dataset(tmp_path, ndarks=0, nflats=2, ngroups=5, nints=1,
                           flat_flux=(5000.0, 10000.0), seed=1, write_reffiles=False)

@@ -29,8 +29,9 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from ..io import RampFile, check_consistent
+from ..stats import nanmedian
 from ..reffile import atomic_write, crds_info_from_file, save_reference
-from .photon_transfer import fit_ptc, pixel_ptc, ptc_levels
+from .photon_transfer import fit_ptc, pixel_ptc, ptc_levels, to_boxes
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +166,10 @@ def make_gain(flat_files, dark_files=(), output_file=None, box: int = 32, sigma:
             if pixel is not None:
                 nstack = sum(shapes[p][0] for p in flats + darks)
                 step = max(1, int(memory_mb * 2**20 // (nstack * ngroups * nx * 8 * 4)))
+                step = max(box, step // box * box)      # whole boxes: the error is per box
                 for r0 in range(y0, y1, step):
                     _pixel_band(pixel, ramps, flats, darks, r0, min(y1, r0 + step),
-                                ptc_degree, max_signal)
+                                ptc_degree, max_signal, box)
     finally:
         for r in ramps.values():
             r.close()
@@ -262,23 +264,28 @@ def _check_illumination(a, b, f1, f2, tolerance: float = 0.1) -> None:
                          f"illumination")
 
 
-def _pixel_band(pixel, ramps, flats, darks, y0, y1, degree, max_signal):
-    """Per-pixel gain of one band of rows from the temporal statistics."""
+def _pixel_band(pixel, ramps, flats, darks, y0, y1, degree, max_signal, box):
+    """Per-pixel gain of one band of rows from the temporal statistics.
+
+    The uncertainty comes from the data: the samples are split in two halves
+    fitted separately, and the robust spread over each box of half their
+    relative difference (the full set's uncertainty) is given to the box's pixels.
+    """
     fstack = np.concatenate([ramps[f].read_usable(y0, y1) for f in flats])
     dstack = np.concatenate([ramps[d].read_usable(y0, y1) for d in darks]) if darks else None
-    pts = pixel_ptc(fstack, dstack)
-    fit = fit_ptc(pts["signal"], pts["variance"], pts["npix"], intercept=dstack is None,
-                  degree=degree, max_signal=max_signal, min_npix=10)
-    n = pts["npix"].max(axis=0)
-    # relative uncertainty of a variance from n samples, the PTC's top levels
-    # (which set the slope) as the guide; read noise removed dilutes it further
-    top = np.nanmax(np.where(np.isfinite(pts["variance"]), pts["variance"], np.nan), axis=0) \
-        if np.isfinite(pts["variance"]).any() else np.full(n.shape, np.nan)
+
+    def fit(sel):
+        pts = pixel_ptc(fstack[sel], None if dstack is None else dstack[sel])
+        return fit_ptc(pts["signal"], pts["variance"], pts["npix"], intercept=dstack is None,
+                       degree=degree, max_signal=max_signal, min_npix=5).gain
+
+    full = fit(slice(None))
+    g1, g2 = fit(slice(0, None, 2)), fit(slice(1, None, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.sqrt(2.0 / np.maximum(n - 1, 1))
-        if dstack is not None:
-            dcds = dstack[:, 1:] - dstack[:, :1]
-            rvar = np.nanvar(dcds[:, -1], axis=0, ddof=1)
-            rel = rel * (top + rvar) / top
-    pixel["gain"][y0:y1] = fit.gain
-    pixel["err"][y0:y1] = np.where(np.isfinite(fit.gain), rel, np.nan)
+        half = np.abs(g1 - g2) / (2.0 * full)
+    # robust spread: a few pixels' half-set fits go astray
+    spread = 1.4826 * nanmedian(to_boxes(half, box), axis=0)
+    ny, nx = full.shape
+    err = np.repeat(np.repeat(spread, box, 0), box, 1)[:ny, :nx]
+    pixel["gain"][y0:y1] = full
+    pixel["err"][y0:y1] = np.where(np.isfinite(full), err, np.nan)
