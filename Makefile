@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mkrefs simulate --demo --outdir $(DEMO_DIR)
+	$(BIN)/mkrefs demo --outdir $(DEMO_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests

@@ -257,6 +257,9 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     p.add_argument("--force-redo", action="append", default=[], metavar="STAGE",
                    help="do a stage again although the run state says it is done: pipeline, "
                         "individual, final or all (repeatable, or comma-separated)")
+    p.add_argument("--no-quality-check", action="store_true",
+                   help="do not run the pipeline step that uses each final reference file "
+                        "(the format checks and comparisons still run)")
     p.add_argument("--list-plugins", action="store_true",
                    help="list the reference-file modules found, and where from, and exit")
     p.add_argument("--print-config", action="store_true",
@@ -308,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "simulate":
         return run_simulate(argv[1:])
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+        return demo_main(argv[1:])
     if "--print-config" in argv:
         from .config import default_config_text
         print(default_config_text(), end="")
@@ -413,7 +419,9 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         sys.stdout.flush()
         execute(job, executor=executor, jobs=jobs, dask_scheduler=args.scheduler
                 or ex["dask_scheduler"], batch=cfg["batch"])
-        return _report(job, layout, state)
+        rc = _report(job, layout, state)
+        _validate_and_report(cfg, s1, layout, quality=not args.no_quality_check)
+        return rc
     except RunLocked as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
@@ -428,6 +436,84 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         if handler is not None:
             logging.getLogger("jwst_reffiles").removeHandler(handler)
             handler.close()
+
+
+#: Which kind of input a reference type's quality check runs on.
+_QC_INPUT = {"gain": "flat", "linearity": "flat", "saturation": "flat"}
+
+
+def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
+    """Validate the final reference files, write the report, print both."""
+    from astropy.table import Table
+
+    from .pipeline.plan import PlanError, _RefResolver, _header
+    from .report import write_report
+    from .simulate.accuracy import accuracy, find_truth
+    from .validation import validate_run
+    table = layout.rundir / "final_reffiles.ecsv"
+    if not table.is_file():
+        return
+    finals = [{"reflabel": str(r["reflabel"]), "reftype": str(r["reftype"]).lower(),
+               "output": str(r["output"])} for r in Table.read(table, format="ascii.ecsv")
+              if str(r["output"]) and Path(str(r["output"])).is_file()]
+    if not finals:
+        return
+    cat = s1.catalog.table
+    by_kind = {k: [str(f) for f, t in zip(cat["filename"], cat["imtype"]) if t == k]
+               for k in ("dark", "flat")}
+    # the other reference files a quality-check step needs: this run's, else reffile4ssb's
+    made = {f["reftype"]: f["output"] for f in finals}
+    resolver = _RefResolver(cfg["reffile4ssb"], {}, layout.rundir / "ssb")
+    first = (by_kind["dark"] or by_kind["flat"])[:1]
+    others = dict(made)
+    for need in ("superbias", "readnoise", "gain"):
+        if need not in others and first:
+            try:
+                ref = resolver.resolve(need, resolver.choices({}), _header(first[0]),
+                                       str(cfg["instrument"]).upper(), "quality check")
+                if ref not in ("CRDS", "N/A"):
+                    others[need] = ref
+            except PlanError:
+                pass
+    results = {"files": []}
+    for kind in ("dark", "flat"):
+        mine = [f for f in finals if _QC_INPUT.get(f["reftype"], "dark") == kind]
+        if mine:
+            raws = by_kind[kind] or by_kind["dark"] or by_kind["flat"]
+            r = validate_run(layout.rundir, mine, cfg["validation"], raws, others,
+                             quality=quality)
+            results["files"] += r["files"]
+    import json
+
+    from .reffile import atomic_write
+    vpath = layout.rundir / "validation" / "validation.json"
+    atomic_write(vpath, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1,
+                                                                     default=str)))
+    truth = find_truth(cat["filename"])
+    acc = {}
+    if truth is not None:
+        tframe = float(_header(str(cat["filename"][0])).get("TFRAME", 0) or 0) or None
+        for f in finals:
+            try:
+                acc[f["output"]] = accuracy(f["output"], f["reftype"], truth, tframe=tframe)
+            except (KeyError, ValueError, OSError) as exc:
+                log.warning("no accuracy figures for %s: %s", f["output"], exc)
+    page = write_report(layout.rundir, results, acc)
+    print("\nValidation (" + str(vpath) + "):")
+    for e in results["files"]:
+        comp = e["comparison"]
+        qc = e["quality"]
+        print(f"  {e['reflabel']:<18} format {'valid' if e['format']['valid'] else 'INVALID'}; "
+              f"{comp.get('line') or comp['verdict']}; quality check "
+              f"{qc['status']}{' (' + qc.get('step', '') + ')' if qc.get('step') else ''}")
+    if acc:
+        print("\nAccuracy against the injected truth:")
+        for f in finals:
+            for r in acc.get(f["output"], []):
+                shown = r["detail"] or f"{r['value']:.4g}"
+                print(f"  {f['reflabel']:<18} {r['quantity']:<62} {shown:<28} target "
+                      f"{r['target']:<16} {'met' if r['ok'] else 'NOT MET'}")
+    print(f"\nReport: {page}")
 
 
 def _report(job, layout, state) -> int:

@@ -220,6 +220,16 @@ def test_mkrefs_makes_gain_linearity_saturation_that_the_pipeline_uses(job, tmp_
         m.validate()
         assert (m.dq == 0).mean() > 0.9
 
+    # mkrefs validated them, ran the step that uses each, and wrote the report
+    import json
+    v = json.loads((rundir / "validation" / "validation.json").read_text())
+    assert {e["reflabel"] for e in v["files"]} == set(final)
+    for e in v["files"]:
+        assert e["format"]["valid"], e
+        assert e["quality"]["status"] == "ran", e
+    page = (rundir / "report" / "index.html").read_text()
+    assert all(f"{p.name[:-5]}_image.png" in page for p in final.values())
+
     # the pipeline's steps take them
     from jwst.linearity import LinearityStep
     from jwst.ramp_fitting import RampFitStep
