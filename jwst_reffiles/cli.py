@@ -359,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, PlanError, StageError, FileNotFoundError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:     # the output directories cannot be made or written
+        print(f"mkrefs: error: cannot write the run's output ({exc}); check output.outrootdir "
+              f"({cfg['output']['outrootdir']}) and output.ssbdir in the configuration",
+              file=sys.stderr)
+        return 2
     print(format_plan(s1))
     return _run(args, cfg, s1, plugins, combiners, force)
 

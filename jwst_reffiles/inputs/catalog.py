@@ -122,6 +122,40 @@ def read_primary_header(path: Path) -> fits.Header:
         raise InputError([f"{path}: cannot read a FITS primary header ({exc})"]) from None
 
 
+def check_ramp_data(path: Path, header) -> list[str]:
+    """Problems with the SCI data of an input: missing, truncated on disk, or not a
+    ramp of the header's NINTS x NGROUPS (headers only are read, not the data)."""
+    import os
+    import warnings
+    problems = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # truncation: reported below, by name
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                names = [h.name for h in hdul]
+                if "SCI" not in names:
+                    return [f"{path}: no SCI extension (extensions: {', '.join(names)})"]
+                end = 0
+                for h in hdul:
+                    end = max(end, h._data_offset + h._data_size)
+                sci = hdul["SCI"].header
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError...
+        return [f"{path}: cannot read the FITS structure ({exc})"]
+    size = os.path.getsize(path)
+    if size < end:
+        problems.append(f"{path}: truncated: {size} bytes on disk, the headers describe "
+                        f"{end} (an interrupted copy or download?)")
+    naxis = [sci.get(f"NAXIS{i}") for i in range(sci.get("NAXIS", 0), 0, -1)]
+    want = [header.get("NINTS"), header.get("NGROUPS")]
+    if len(naxis) != 4:
+        problems.append(f"{path}: SCI has {len(naxis)} dimension(s) {tuple(naxis)}; a raw "
+                        f"ramp has 4 (NINTS, NGROUPS, ny, nx)")
+    elif None not in want and [int(v) for v in naxis[:2]] != [int(v) for v in want]:
+        problems.append(f"{path}: SCI shape {tuple(naxis)} does not match NINTS={want[0]}, "
+                        f"NGROUPS={want[1]} of the primary header")
+    return problems
+
+
 def observation_mjd(header, dateobs_key: str | None, timeobs_key: str | None,
                     mjdobs_key: str | None, filename="") -> float:
     """MJD of an observation from its header, as the spec defines it.
@@ -256,6 +290,10 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
         missing = [k for k in required if k not in hdr]
         if missing:
             problems.append(f"{path}: required keyword(s) {', '.join(missing)} missing")
+            continue
+        data_problems = check_ramp_data(path, hdr)
+        if data_problems:
+            problems.extend(data_problems)
             continue
         try:
             mjd = observation_mjd(hdr, cfg.get("dateobs_fitskey"), cfg.get("timeobs_fitskey"),

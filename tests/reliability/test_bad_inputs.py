@@ -1,0 +1,104 @@
+"""Bad inputs and bad settings: a clear error naming the file or key, exit status 2, no run.
+
+Each case runs ``mkrefs --dry-run`` (stage 1 checks every input before any work)
+and checks what the user sees.
+"""
+
+import os
+
+import pytest
+from astropy.io import fits
+
+from jwst_reffiles import cli
+from jwst_reffiles.simulate import simulate_dataset
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rel")
+    ds = simulate_dataset(tmp / "sim", subarray="SUB64P", ngroups=5, nints=1, ndarks=2,
+                          nflats=0, seed=1)
+    cfg = tmp / "cfg"
+    cfg.write_text(f"output: {{outrootdir: {tmp / 'out'}, runID: AUTO}}\n"
+                   f"reffile4ssb: {{default: '{ds.outdir / 'reffiles'}/*.fits'}}\n")
+    return ds, cfg, tmp
+
+
+def _bad(sim, name, edit):
+    ds, cfg, tmp = sim
+    good = ds.files()[0]
+    path = tmp / "bad" / f"{name}_DARK_uncal.fits"
+    path.parent.mkdir(exist_ok=True)
+    edit(good, path)
+    return path
+
+
+def _mkrefs(sim, capsys, *args):
+    ds, cfg, tmp = sim
+    rc = cli.main(["--cfgfile", str(cfg), "--dry-run", *args])
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def _header_edit(fn):
+    def edit(src, dst):
+        with fits.open(src) as h:
+            fn(h)
+            h.writeto(dst)
+    return edit
+
+
+CASES = {
+    "truncated": (lambda s, d: d.write_bytes(s.read_bytes()[: s.stat().st_size // 2]),
+                  "truncated"),
+    "not_fits": (lambda s, d: d.write_text("not a FITS file"), "cannot read a FITS primary header"),
+    "no_detector": (_header_edit(lambda h: h[0].header.remove("DETECTOR")),
+                    "required keyword(s) DETECTOR missing"),
+    "bad_date": (_header_edit(lambda h: h[0].header.set("DATE-END", "yesterday")),
+                 "cannot read a date from DATE-END"),
+    "two_d": (_header_edit(lambda h: setattr(h["SCI"], "data", h["SCI"].data[0, 0])),
+              "SCI has 2 dimension(s)"),
+    "wrong_ngroups": (_header_edit(lambda h: h[0].header.set("NGROUPS", 9)),
+                      "does not match NINTS=1, NGROUPS=9"),
+    "no_sci": (_header_edit(lambda h: h.pop(h.index_of("SCI"))), "no SCI extension"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_file_is_named(sim, capsys, case):
+    edit, message = CASES[case]
+    path = _bad(sim, case, edit)
+    rc, text = _mkrefs(sim, capsys, "superbias", str(path), *map(str, sim[0].files()))
+    assert rc == 2
+    assert str(path) in text and message in text, text
+    assert "Traceback" not in text
+
+
+def test_no_inputs_and_unmatched_glob(sim, capsys):
+    rc, text = _mkrefs(sim, capsys, "superbias")
+    assert rc == 2 and "no input files given" in text
+    rc, text = _mkrefs(sim, capsys, "superbias", str(sim[2] / "nothing*.fits"))
+    assert rc == 2 and "matches no file" in text
+
+
+def test_duplicates_and_symlinks_are_used_once(sim, capsys):
+    ds, cfg, tmp = sim
+    first = ds.files()[0]
+    link = tmp / "LINK_DARK_uncal.fits"
+    if not link.exists():
+        os.symlink(first, link)
+    rc, text = _mkrefs(sim, capsys, "superbias", str(link), *map(str, ds.files()),
+                       str(first))
+    assert rc == 0
+    assert "Inputs: 2 files" in text and "used once" in text
+
+
+def test_unknown_reflabel_and_bad_config_value(sim, capsys, tmp_path):
+    rc, text = _mkrefs(sim, capsys, "nosuch", *map(str, sim[0].files()))
+    assert rc == 2 and "unknown reflabel or reftype 'nosuch'" in text
+    ds, cfg, tmp = sim
+    bad = tmp_path / "bad.cfg"
+    bad.write_text(cfg.read_text() + "execution: {executor: threads}\n")
+    rc = cli.main(["--cfgfile", str(bad), "--dry-run", "superbias", *map(str, ds.files())])
+    text = "".join(capsys.readouterr())
+    assert rc == 2 and "execution.executor" in text, text

@@ -1,0 +1,72 @@
+"""Environment faults and concurrency: named errors, nothing half-written, no lost run."""
+
+import errno
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+from stdatamodels.jwst import datamodels as dm
+
+from jwst_reffiles import cli
+from jwst_reffiles.layout import make_layout
+from jwst_reffiles.reffile import atomic_save, atomic_write
+
+
+def test_output_directory_that_cannot_be_made(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"output: {{outrootdir: {blocker / 'out'}, runID: AUTO}}\n")
+    from jwst_reffiles.simulate import simulate_dataset
+    ds = simulate_dataset(tmp_path / "sim", subarray="SUB64P", ngroups=3, nints=1, ndarks=1,
+                          nflats=0, seed=1, write_reffiles=False)
+    rc = cli.main(["--cfgfile", str(cfg), "superbias", str(ds.files()[0])])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "output.outrootdir" in err and str(blocker / "out") in err and "Traceback" not in err
+
+
+class _DiskFull:
+    def save(self, path, **kw):
+        with open(path, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path):
+    target = tmp_path / "out" / "ref.fits"
+    with pytest.raises(OSError, match="No space left"):
+        atomic_save(_DiskFull(), target)
+    assert not target.exists()
+    assert list((tmp_path / "out").iterdir()) == []          # no temporary left either
+    # an existing file is not touched by a failed rewrite
+    good = dm.GainModel(data=np.ones((4, 4), np.float32))
+    atomic_save(good, target)
+    before = target.read_bytes()
+    with pytest.raises(OSError):
+        atomic_save(_DiskFull(), target)
+    assert target.read_bytes() == before
+
+    def half(tmp):
+        open(tmp, "w").write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "out" / "table.ecsv", half)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ref.fits"]
+
+
+def _claim(args):
+    base, barrier = args
+    barrier.wait()
+    return str(make_layout({"outrootdir": base, "runID": "AUTO"}).rundir)
+
+
+def test_runs_started_at_the_same_moment_get_distinct_run_directories(tmp_path):
+    n = 8
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(n)
+        with ctx.Pool(n) as pool:
+            dirs = pool.map(_claim, [(str(tmp_path), barrier)] * n)
+    assert len(set(dirs)) == n
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i:03d}" for i in range(1, n + 1)]
