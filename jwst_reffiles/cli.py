@@ -365,6 +365,18 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     print(format_plan(s1))
+    empty = [label for label in s1.reflabels if not s1.groupings[label].groups]
+    if empty and not args.dry_run:
+        nd = int((s1.catalog.table["imtype"] == "dark").sum()) if len(s1.catalog.table) else 0
+        nf = len(s1.catalog.table) - nd
+        for label in empty:
+            g = s1.groupings[label]
+            why = "; ".join(f"{n}: {w}" for n, w in g.unused[:3])
+            print(f"mkrefs: error: {label}: no group of imtypes {g.imtypes} can be formed from "
+                  f"{nd} dark(s) and {nf} flat(s) under the grouping rules (max_Delta_MJD, "
+                  f"grouping.group_by){': ' + why if why else ''}; nothing was run",
+                  file=sys.stderr)
+        return 2
     return _run(args, cfg, s1, plugins, combiners, force)
 
 

@@ -102,3 +102,12 @@ def test_unknown_reflabel_and_bad_config_value(sim, capsys, tmp_path):
     rc = cli.main(["--cfgfile", str(bad), "--dry-run", "superbias", *map(str, ds.files())])
     text = "".join(capsys.readouterr())
     assert rc == 2 and "execution.executor" in text, text
+
+
+def test_no_group_formable_stops_before_any_work(sim, capsys):
+    ds, cfg, tmp = sim
+    rc = cli.main(["--cfgfile", str(cfg), "gain_armin", *map(str, ds.files())])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "gain_armin: no group of imtypes DDFF can be formed from 2 dark(s) and 0 flat(s)" in err
+    assert "nothing was run" in err
