@@ -492,20 +492,11 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
                     others[need] = ref
             except PlanError:
                 pass
-    results = {"files": []}
-    for kind in ("dark", "flat"):
-        mine = [f for f in finals if _QC_INPUT.get(f["reftype"], "dark") == kind]
-        if mine:
-            raws = by_kind[kind] or by_kind["dark"] or by_kind["flat"]
-            r = validate_run(layout.rundir, mine, cfg["validation"], raws, others,
-                             quality=quality)
-            results["files"] += r["files"]
-    import json
-
-    from .reffile import atomic_write
-    vpath = layout.rundir / "validation" / "validation.json"
-    atomic_write(vpath, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1,
-                                                                     default=str)))
+    raws = {f["reftype"]: by_kind[_QC_INPUT.get(f["reftype"], "dark")]
+            or by_kind["dark"] or by_kind["flat"] for f in finals}
+    results = validate_run(layout.rundir, finals, cfg["validation"], raws, others,
+                           quality=quality)
+    vpath = results["path"]
     truth = find_truth(cat["filename"])
     acc = {}
     if truth is not None:

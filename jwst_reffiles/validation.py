@@ -361,6 +361,8 @@ def validate_run(rundir, finals: list[dict], validation_cfg: dict, raw_inputs: l
     """Validate every final reference file of a run; write validation.json.
 
     ``finals``: dicts with reflabel, reftype, output (the made final files).
+    ``raw_inputs``: the raw files a quality check may run on, or a dict
+    reftype -> such a list (flats for a gain, darks for a dark...).
     ``other_refs``: reftype -> reference file, for the steps of the quality check.
     """
     from .pipeline.offline import make_offline_crds_cache
@@ -387,10 +389,10 @@ def validate_run(rundir, finals: list[dict], validation_cfg: dict, raw_inputs: l
         else:
             entry["comparison"] = compare_reffiles(path, prev)
             entry["comparison"]["line"] = verdict_line(entry["comparison"])
-        if quality and raw_inputs:
+        raws = raw_inputs.get(rt, []) if isinstance(raw_inputs, dict) else raw_inputs
+        if quality and raws:
             refs = {k: v for k, v in other_refs.items() if k != rt}
-            entry["quality"] = quality_check(path, rt, raw_inputs[0], {**refs, rt: path},
-                                             crds_dir)
+            entry["quality"] = quality_check(path, rt, raws[0], {**refs, rt: path}, crds_dir)
         else:
             entry["quality"] = {"status": "skipped", "reason": "no raw input" if quality
                                 else "quality check disabled"}

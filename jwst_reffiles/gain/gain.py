@@ -28,7 +28,7 @@ import numpy as np
 from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
-from ..io import RampFile, check_consistent
+from ..io import READOUT_KEYS, RampFile, check_consistent
 from ..stats import nanmedian
 from ..reffile import atomic_write, crds_info_from_file, save_reference
 from .photon_transfer import fit_ptc, pixel_ptc, ptc_levels, to_boxes
@@ -36,9 +36,6 @@ from .photon_transfer import fit_ptc, pixel_ptc, ptc_levels, to_boxes
 log = logging.getLogger(__name__)
 
 __all__ = ["make_gain", "GainResult"]
-
-#: Keys the flats and darks must share (levels are matched group by group).
-_PAIR_KEYS = ("INSTRUME", "DETECTOR", "SUBARRAY", "READPATT", "NGROUPS", "NFRAMES", "GROUPGAP")
 
 
 class GainResult:
@@ -113,7 +110,8 @@ def make_gain(flat_files, dark_files=(), output_file=None, box: int = 32, sigma:
     darks = [Path(f) for f in (dark_files or ())]
     fpairs = _pairs(flats, "flats")
     dpairs = _pairs(darks, "darks") if darks else []
-    headers = check_consistent(flats + darks, _PAIR_KEYS, "gain inputs (flats and darks)")
+    # levels are matched group by group: the flats and darks share one readout
+    headers = check_consistent(flats + darks, READOUT_KEYS, "gain inputs (flats and darks)")
 
     ramps = {p: RampFile(p) for p in flats + darks}
     try:

@@ -297,7 +297,7 @@ def _find_products(root: str, dirs, instrument: str, exclude: Path) -> list[Prod
 REFPIX_MASK = "REFPIX"
 
 
-def refpix_only_mask(instrument: str, detector: str, refdir) -> Path:
+def refpix_only_mask(instrument: str, detector: str, refdir, create: bool = True) -> Path:
     """A full-frame MASK reference file flagging only the reference pixels.
 
     Inputs of a measurement that must see every pixel (bad pixel searches,
@@ -311,7 +311,7 @@ def refpix_only_mask(instrument: str, detector: str, refdir) -> Path:
     if refdir is None:
         raise PlanError([f"reffile4ssb mask {REFPIX_MASK}: no directory to write it to"])
     path = Path(refdir) / f"jwst_reffiles_refpix_only_{inst.lower()}_{det.lower()}_mask.fits"
-    if path.is_file():
+    if path.is_file() or not create:      # not create: a dry run names it only
         return path
     import numpy as np
     from stdatamodels.jwst import datamodels as dm
@@ -333,10 +333,12 @@ def refpix_only_mask(instrument: str, detector: str, refdir) -> Path:
 class _RefResolver:
     """reffile4ssb values -> a file (or N/A, CRDS) for one input file."""
 
-    def __init__(self, global_map: dict, self_refs: dict | None, refdir: Path | None = None):
+    def __init__(self, global_map: dict, self_refs: dict | None, refdir: Path | None = None,
+                 write: bool = True):
         self.global_map = {normalize_reftype(k): v for k, v in global_map.items()}
         self.self_refs = self_refs or {}
         self.refdir = refdir
+        self.write = write
         self._matches: dict = {}
 
     def choices(self, module_map: dict) -> dict:
@@ -356,7 +358,8 @@ class _RefResolver:
             if reftype != "mask":
                 raise PlanError([f"{where}: reffile4ssb gives {REFPIX_MASK} for {reftype}; "
                                  f"it is a value for the mask only"])
-            return str(refpix_only_mask(instrument, hdr.get("DETECTOR", ""), self.refdir))
+            return str(refpix_only_mask(instrument, hdr.get("DETECTOR", ""), self.refdir,
+                                        create=self.write))
         if value.upper() == "SELF":
             path = self.self_refs.get(reftype)
             if path is None:
@@ -439,20 +442,22 @@ def _assign(plan: PipelinePlan, consumer: tuple, paths: dict) -> None:
         plan.products.setdefault(consumer, {}).update(paths)
 
 
-def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = True
-                  ) -> PipelinePlan:
+def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = True,
+                  write_refs: bool = True) -> PipelinePlan:
     """Plan the pipeline runs for the groups of a stage-1 result.
 
     Existing products (in ssbdir and pipeline_prod_search_dir) are reused
     unless ``reuse`` is False or their path is in ``exclude`` (products the
-    run state knows to be stale).
+    run state knows to be stale).  Without ``write_refs`` (a dry run) reference
+    files the plan derives itself (the REFPIX mask) are named but not written.
     """
     exclude = {str(Path(p).absolute()) for p in exclude}
     cfg, layout, table = s1.config, s1.layout, s1.catalog.table
     ssbdir = Path(layout.ssbdir)
     search = [ssbdir] + [Path(d) for d in cfg["output"]["pipeline_prod_search_dir"]]
     pattern = cfg["inputfiles"].get("basenamepattern")
-    resolver = _RefResolver(cfg["reffile4ssb"], self_refs, refdir=ssbdir / "reffiles")
+    resolver = _RefResolver(cfg["reffile4ssb"], self_refs, refdir=ssbdir / "reffiles",
+                            write=write_refs)
     plan = PipelinePlan(ssbdir=ssbdir)
     problems = []
     needs: dict[int, dict[Level, list]] = {}
