@@ -5,6 +5,7 @@ and checks what the user sees.
 """
 
 import os
+import shutil
 
 import pytest
 from astropy.io import fits
@@ -111,3 +112,32 @@ def test_no_group_formable_stops_before_any_work(sim, capsys):
     assert rc == 2
     assert "gain_armin: no group of imtypes DDFF can be formed from 2 dark(s) and 0 flat(s)" in err
     assert "nothing was run" in err
+
+
+def test_mixed_detectors_and_readouts_form_separate_groups(sim, capsys, tmp_path):
+    ds, cfg, tmp = sim
+    other = simulate_dataset(tmp_path / "b1", detector="NRCB1", subarray="SUB64P", ngroups=5,
+                             nints=1, ndarks=2, nflats=0, seed=3)
+    longer = simulate_dataset(tmp_path / "long", subarray="SUB64P", ngroups=7, nints=1,
+                              ndarks=2, nflats=0, seed=4, write_reffiles=False,
+                              truth=ds.truth, start="2026-01-01T03:00:00")
+    files = [str(p) for p in ds.files() + other.files() + longer.files()]
+    # the reference files the pipeline is given are NRCA1's only: named, before any work
+    rc, text = _mkrefs(sim, capsys, "dark", *files)
+    assert rc == 2 and "no" in text and "saturation reference file for NRCB1 SUB64P" in text
+    extra = tmp_path / "refs"
+    extra.mkdir()
+    for p in list((ds.outdir / "reffiles").glob("*.fits")) + list(
+            (other.outdir / "reffiles").glob("*.fits")):
+        shutil.copy(p, extra / p.name)
+    both = tmp_path / "both.cfg"
+    both.write_text(cfg.read_text().replace(str(ds.outdir / "reffiles"), str(extra)))
+    rc = cli.main(["--cfgfile", str(both), "--dry-run", "dark", *files])
+    text = "".join(capsys.readouterr())
+    assert rc == 0, text
+    # one D+ group per detector and readout: never a dark made of mixed inputs
+    assert "dark: reftype dark, imtypes D+" in text and ": 3 groups" in text
+    groups = [{ln.split()[-1] for ln in block.splitlines() if "MJD" in ln}
+              for block in text.split(" span ")[1:]]
+    expected = [{p.name for p in d.files()} for d in (ds, other, longer)]
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, expected))
