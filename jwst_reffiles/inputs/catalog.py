@@ -153,7 +153,25 @@ def check_ramp_data(path: Path, header) -> list[str]:
     elif None not in want and [int(v) for v in naxis[:2]] != [int(v) for v in want]:
         problems.append(f"{path}: SCI shape {tuple(naxis)} does not match NINTS={want[0]}, "
                         f"NGROUPS={want[1]} of the primary header")
+    if not problems:
+        problems += _check_first_frame(path)
     return problems
+
+
+def _check_first_frame(path: Path) -> list[str]:
+    """The first group of the first integration (one frame read, not the file): all
+    zero is an error (no signal was recorded); non-finite values are reported."""
+    from ..io import open_unscaled, read_section
+    with open_unscaled(path) as hdul:
+        frame = read_section(hdul["SCI"], (0, 0))
+    if not np.any(frame):
+        return [f"{path}: the first group of SCI is all zero: no data was recorded (a failed "
+                f"readout?); leave the file out"]
+    bad = int(np.count_nonzero(~np.isfinite(frame)))
+    if bad:
+        log.warning("%s: %d non-finite value(s) in the first group of SCI; the pipeline and "
+                    "the algorithms leave them out", path, bad)
+    return []
 
 
 def observation_mjd(header, dateobs_key: str | None, timeobs_key: str | None,

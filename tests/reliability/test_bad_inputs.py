@@ -62,7 +62,27 @@ CASES = {
     "wrong_ngroups": (_header_edit(lambda h: h[0].header.set("NGROUPS", 9)),
                       "does not match NINTS=1, NGROUPS=9"),
     "no_sci": (_header_edit(lambda h: h.pop(h.index_of("SCI"))), "no SCI extension"),
+    "all_zero": (_header_edit(lambda h: setattr(h["SCI"], "data", 0 * h["SCI"].data)),
+                 "first group of SCI is all zero"),
 }
+
+
+def _float_with_nan(src, dst):
+    with fits.open(src) as h:
+        data = h["SCI"].data.astype("float32")
+        data[:, :, 10, 10] = float("nan")
+        data[:, :, 11, 11] = float("inf")
+        h["SCI"].data = data
+        h.writeto(dst)
+
+
+def test_float_data_with_non_finite_values_is_accepted_and_reported(sim, capsys, caplog):
+    path = _bad(sim, "float_nan", _float_with_nan)
+    rc, text = _mkrefs(sim, capsys, "superbias", str(path), *map(str, sim[0].files()))
+    assert rc == 0, text
+    assert "Inputs: 3 files" in text
+    assert any("2 non-finite value(s)" in r.getMessage() and str(path) in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
