@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FULL_FRAME", "REFPIX_BORDERS", "reference_pixel_mask"]
+__all__ = ["FULL_FRAME", "REFPIX_BORDERS", "reference_pixel_mask", "group_times"]
 
 #: Full-frame (ny, nx) per instrument.
 FULL_FRAME = {"NIRCAM": (2048, 2048), "NIRISS": (2048, 2048), "NIRSPEC": (2048, 2048),
@@ -33,3 +33,11 @@ def reference_pixel_mask(instrument: str, xstart: int = 1, ystart: int = 1,
     row_ref = (rows < bottom) | (rows >= fy - top)
     col_ref = (cols < left) | (cols >= fx - right)
     return row_ref[:, None] | col_ref[None, :]
+
+
+def group_times(ngroups: int, nframes: int = 1, groupgap: int = 0, tframe: float = 1.0):
+    """Mean read time of each group after the reset [s]: group k averages frames
+    k (nframes + groupgap) ... + nframes - 1, frame f being read at (f + 1) tframe."""
+    import numpy as np
+    k = np.arange(ngroups)
+    return (k * (nframes + groupgap) + (nframes + 1) / 2.0) * tframe

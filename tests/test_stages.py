@@ -181,11 +181,14 @@ my_module: {{reftype: gain, imtypes: D, ssbsteps: ''}}
 
 def test_missing_plugin_and_reftype_resolution(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "o"))
-    # gain resolves to gain_armin (default_reflabels), which has no plug-in yet
-    assert cli.main(["gain", str(tiny.outdir)]) == 2
+    # bpm is a configured reflabel without a plug-in
+    assert cli.main(["bpm", str(tiny.outdir)]) == 2
     err = capsys.readouterr().err
-    assert "no plug-in for reflabel 'gain_armin'" in err and "readnoise" in err
+    assert "no plug-in for reflabel 'bpm'" in err and "readnoise" in err
     assert not (tmp_path / "o").exists()                       # refused before any work
+    # gain resolves to gain_armin (default_reflabels)
+    assert cli.main(["--dry-run", "gain", str(tiny.outdir)]) == 0
+    assert "gain_armin: reftype gain, imtypes DDFF" in capsys.readouterr().out
     # a reference type runs its default module: mask -> bad_pixel_mask
     assert cli.main(["--dry-run", "mask", str(tiny.outdir)]) == 0
     assert "bad_pixel_mask: reftype mask, imtypes D+F+" in capsys.readouterr().out

@@ -28,6 +28,7 @@ import numpy as np
 from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
+from ..detectors import group_times
 from ..io import READOUT_KEYS, RampFile, check_consistent
 from ..stats import nanmedian
 from ..reffile import atomic_write, crds_info_from_file, save_reference
@@ -176,11 +177,10 @@ def make_gain(flat_files, dark_files=(), output_file=None, box: int = 32, sigma:
     with warnings.catch_warnings():      # levels no integration could measure: NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_sig, mean_var = np.nanmean(sig, axis=0), np.nanmean(var, axis=0)
-    # signal at g_0, from the first level's: group k is read at (k (nframes +
-    # groupgap) + (nframes + 1) / 2) frame times after the reset
+    # signal at g_0, from the first level's (g_1 - g_0) and the groups' read times
     hdr = headers[flats[0]]
-    nf, gg = int(hdr.get("NFRAMES", 1)), int(hdr.get("GROUPGAP", 0))
-    offset = (nf + 1) / (2.0 * (nf + gg))
+    t0, t1 = group_times(2, int(hdr.get("NFRAMES", 1)), int(hdr.get("GROUPGAP", 0)))
+    offset = t0 / (t1 - t0)
     fit = fit_ptc(mean_sig, mean_var, npix.sum(axis=0), intercept=intercept, degree=ptc_degree,
                   max_signal=max_signal, min_npix=min_pixels, offset=offset * mean_sig[0])
     # uncertainty: scatter of the per-integration fits

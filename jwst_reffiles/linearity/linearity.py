@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
+from ..detectors import group_times
 from ..dq import dq_def_records, flag_value
 from ..io import RampFile, check_consistent
 from ..reffile import crds_info_from_file, save_reference
@@ -43,12 +44,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["fit_linearity", "invert_forward", "jump_onset", "usable_groups", "make_linearity",
            "group_times"]
-
-
-def group_times(ngroups: int, nframes: int = 1, groupgap: int = 0, tframe: float = 1.0):
-    """Mean read time of each group after the reset [s]."""
-    k = np.arange(ngroups)
-    return (k * (nframes + groupgap) + (nframes + 1) / 2.0) * tframe
 
 
 def jump_onset(ramp: np.ndarray, nsigma: float = 6.0, window: int = 2) -> np.ndarray:
