@@ -111,11 +111,12 @@ def accuracy(path, reftype: str, truth_path, tframe: float | None = None) -> lis
             v = np.median(dev)
             return [_row("linearised signal, worst deviation up to 90 % of saturation "
                          "(median pixel)", v, "<= 0.005", v <= TARGETS["linearity"],
-                         f"90th percentile {np.percentile(dev, 90):.4f}")]
+                         f"median {v:.4f}, 90th percentile {np.percentile(dev, 90):.4f}")]
         if rt == "saturation":
             ok = good & (f["DQ"].data == 0)
             rel = np.abs(f["SCI"].data / maps["SATURATION"] - 1)[ok]
             v = np.max(rel) if rel.size else np.nan
             return [_row("saturation level |relative error| (worst pixel)", v, "<= 0.01",
-                         v <= TARGETS["saturation"], f"median {np.median(rel):.5f}")]
+                         v <= TARGETS["saturation"],
+                         f"worst {v:.5f}, median {np.median(rel):.5f}")]
     return []
