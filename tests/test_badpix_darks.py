@@ -48,9 +48,12 @@ def test_warm(darks, found):
 def test_user_thresholds_are_honoured(darks):
     """Predecessor defect: max_jump_limit and friends were ignored."""
     loose = run(darks, max_jump_limit=1, high_cr_fraction=0.2)
-    strict = run(darks, max_jump_limit=50)
+    strict, maps = run(darks, max_jump_limit=50, return_maps=True)
     tel = flag_value("TELEGRAPH")
-    assert ((loose & tel) > 0).sum() > ((strict & tel) > 0).sum() == 0
+    # with no jump count high enough, TELEGRAPH comes only from a switching pedestal
+    assert not maps["high_cr_count"].any()
+    np.testing.assert_array_equal((strict & tel) > 0, maps["switching_pedestal"])
+    assert ((loose & tel) > 0).sum() > ((strict & tel) > 0).sum()
 
 
 def test_defaults_are_not_shared_between_calls(darks):
@@ -85,6 +88,45 @@ def test_jump_echoes_on_neighbours_are_not_jumps():
     assert real[10, 1, 1] and real[10].sum() == 1
     whole, late = bd.ramp_slopes(np.cumsum(np.ones((20, 1, 1)), axis=0))
     assert whole[0, 0] == pytest.approx(1.0) and late[0, 0] == pytest.approx(1.0)
+
+
+def test_shot_noise_of_a_saturating_hot_pixel_is_not_steps():
+    """The noise of a hot pixel's rising groups, not of its flat plateau, judges its steps.
+
+    Found in the demo: a 33000 e-/s pixel saturating at group 10 of 30 was
+    called RC because its plateau differences (a few DN) set the noise against
+    which the shot noise of its rise (~50 DN) looked like early jumps.
+    """
+    rng = np.random.default_rng(3)
+    ngroups, nsat = 30, 10
+    rise = np.cumsum(rng.normal(4600, 48, (nsat, 4, 4)), axis=0)
+    plateau = rise[-1] + rng.normal(0, 6, (ngroups - nsat, 4, 4))
+    ramp = np.concatenate([rise, plateau])
+    gdq = np.zeros(ramp.shape, np.uint32)
+    gdq[nsat:] = flag_value("SATURATED")
+    assert not bd.real_jumps(ramp, gdq).any()
+    _, sigma = bd._difference_noise(ramp, np.zeros(ramp.shape, bool), gdq > 0)
+    assert 30 < np.median(sigma) < 70
+
+
+def test_switching_pedestal_is_telegraph_not_reset_decay_or_cosmic_rays():
+    rng = np.random.default_rng(5)
+    nints = 24
+    dev = rng.normal(0, 1, (nints, 4))                 # pedestal / its noise, 4 pixels
+    state = rng.random(nints) < 0.5
+    dev[state, 0] += 9.0                               # telegraph: two levels
+    dev[:, 1] += 12.0                                  # reset decay: high every time
+    dev[[3, 17], 2] += [40.0, 130.0]                   # two cosmic rays before the 1st read
+    hi = dev > 5
+    n_high, n_normal = hi.sum(0), (np.abs(dev) < 3).sum(0)
+    s = np.where(hi, dev, 0).sum(0)
+    sq = np.where(hi, dev ** 2, 0).sum(0)
+    assert bd.switching_pedestal(n_high, n_normal, s, sq).tolist() == [True, False, False, False]
+    # a detector image in units of its clipped noise
+    image = rng.normal(100, 4, (50, 50))
+    image[10, 10] = 160
+    dev = bd.pedestal_deviation(image)
+    assert dev[10, 10] == pytest.approx(15, rel=0.1) and abs(np.median(dev)) < 0.1
 
 
 def test_missing_products_are_named(darks, tmp_path):

@@ -36,7 +36,7 @@ def test_defect_properties(nrca1_truth):
         sel = d["defect"] == cls
         return getattr(t, name)[d["y"][sel], d["x"][sel]]
 
-    assert (at("DEAD", "qe") < 0.05).all() and (at("DEAD", "dark_current") == 0).all()
+    assert (at("DEAD", "qe") < 0.04).all() and (at("DEAD", "dark_current") == 0).all()
     assert ((at("LOW_QE", "qe") >= 0.2) & (at("LOW_QE", "qe") <= 0.45)).all()
     # OPEN neighbours collect the charge: more than 5 % above normal
     resp = t.photo_response

@@ -30,11 +30,17 @@ files):
   integration, more than ``max_jump_limit`` jumps (high_cr) with jumps
   concentrated early in the ramp (``jump_ratio_threshold``,
   ``early_cutoff_fraction``: RC).  A pixel counts as RC, low pedestal or
-  high_cr when it is so in at least the given fraction of the files.
+  high_cr when it is so in at least the given fraction of the files;
+* the pedestal integration by integration: one that switches between an
+  ordinary level and one common high level (:func:`switching_pedestal`) is
+  random telegraph noise (high_cr), however few steps its ramps show, and not
+  reset decay (whose pedestal is high in every integration).
 
 Jumps count only where the ramp really steps (:func:`real_jumps`): jwst also
 flags the four neighbours of every jump, and misses small telegraph switches,
-so steps are also found in the ramps themselves.  A high dark rate from a straight
+so steps are also found in the ramps themselves, measured against the noise of
+the pixel's unsaturated differences (a hot pixel's plateau is flat; its rising
+groups carry shot noise).  A high dark rate from a straight
 ramp is HOT (or WARM); from a ramp that rises early and flattens it is RC, and
 a straight high-rate pixel is HOT even if its pedestal is high (the pedestal of
 a hot pixel is unreliable).  RC and saturated pixels are not also TELEGRAPH.  ``flag_values`` maps each type to DQ mnemonics
@@ -59,6 +65,7 @@ from ..stats import image_stats
 log = logging.getLogger(__name__)
 
 __all__ = ["find_bad_pix", "real_jumps", "ramp_slopes", "find_pix_with_many_jumps", "pedestal_stats",
+           "pedestal_deviation", "switching_pedestal",
            "saturated_in_all_groups", "slopes_not_cr", "combine_clean_slopes",
            "combine_bad_pixel_types", "apply_flags", "check_metadata", "add_refpix",
            "read_pedestal_data", "read_slope_data", "read_slope_files",
@@ -95,12 +102,15 @@ def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5
     return high.astype(np.uint8), potential_rc.astype(np.uint8)
 
 
-def _difference_noise(ramp, flagged):
-    """(median, robust sigma) of each pixel's unflagged group differences."""
+def _difference_noise(ramp, flagged, saturated=None):
+    """(median, robust sigma) of each pixel's unflagged, unsaturated group differences."""
     d = np.diff(np.asarray(ramp, dtype=np.float64), axis=0)
     # the scatter from the differences not flagged: a pixel that jumps often
-    # must not hide its jumps by inflating its own noise estimate
-    quiet = np.where(flagged[1:], np.nan, d)
+    # must not hide its jumps by inflating its own noise estimate; nor do
+    # differences on a saturation plateau count (they are flat, and would make
+    # the shot noise of a hot pixel's rising groups look like steps)
+    skip = flagged[1:] if saturated is None else flagged[1:] | saturated[1:]
+    quiet = np.where(skip, np.nan, d)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # all-flagged pixels
         med = np.nanmedian(quiet, axis=0)
@@ -129,7 +139,8 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
     if ramp.shape[0] < 3:
         return flagged
     d = np.diff(ramp, axis=0)
-    med, own_sigma = _difference_noise(ramp, flagged)
+    saturated = (np.asarray(groupdq) & flag_value("SATURATED")) > 0
+    med, own_sigma = _difference_noise(ramp, flagged, saturated)
     sigma = own_sigma if sigma is None else sigma
     out = np.zeros_like(flagged)
     dev = np.abs(d - med) / np.maximum(sigma, 1e-6)
@@ -137,7 +148,6 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
     # hot pixel's differences shrink smoothly with nonlinearity) and never
     # across a saturated group
     from scipy.ndimage import median_filter
-    saturated = (np.asarray(groupdq) & flag_value("SATURATED")) > 0
     local = median_filter(d, size=(5,) + (1,) * (d.ndim - 1), mode="nearest")
     step = np.abs(d - local) / np.maximum(sigma, 1e-6) > step_nsigma
     # not across or just before saturation (nonlinearity is strongest there)
@@ -169,6 +179,34 @@ def pedestal_stats(pedestal_array, threshold=5, mask=None):
     with np.errstate(invalid="ignore"):
         return ((ped > mean + threshold * std).astype(np.uint8),
                 (ped < mean - threshold * std).astype(np.uint8))
+
+
+def pedestal_deviation(pedestal_image, mask=None):
+    """One integration's pedestal in clipped standard deviations from the detector's clipped mean."""
+    mean, std = _mean_std(pedestal_image, mask)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.asarray(pedestal_image, dtype=np.float64) - mean) / std
+
+
+def switching_pedestal(n_high, n_normal, high_sum, high_sq, min_integrations=2,
+                       max_spread=3.0):
+    """Pixels whose pedestal switches between two levels from one integration to the next.
+
+    Random telegraph noise leaves the reset level in one of two states: high in
+    some integrations (``n_high``: more than the pedestal threshold above the
+    detector), ordinary in others (``n_normal``), and the high values share one
+    level (their standard deviation, from ``high_sum`` and ``high_sq`` in units
+    of the pedestal noise, at most ``max_spread``).  Reset decay raises the
+    pedestal in every integration, and a cosmic ray before the first read
+    raises it by a random amount, so neither looks like this.
+    """
+    n_high = np.asarray(n_high)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = high_sum / n_high
+        spread = np.sqrt(np.maximum(high_sq / n_high - mean ** 2, 0) * n_high
+                         / np.maximum(n_high - 1, 1))
+    return ((n_high >= min_integrations) & (np.asarray(n_normal) >= min_integrations)
+            & (spread <= max_spread))
 
 
 def saturated_in_all_groups(pedestal_array, first_group_sat):
@@ -319,6 +357,10 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     jump_rc_count = np.zeros(shape, np.int32)
     low_count = np.zeros(shape, np.int32)
     high_count = np.zeros(shape, np.int32)
+    ped_high_n = np.zeros(shape, np.int32)       # integrations with a high pedestal,
+    ped_normal_n = np.zeros(shape, np.int32)     # with an ordinary one,
+    ped_high_sum = np.zeros(shape)               # and the high ones' level (in sigma)
+    ped_high_sq = np.zeros(shape)
     n_ints = 0
     for f, jf, of in zip(filenames, jump_files, fitopt_files):
         check_metadata(fits.getheader(f, 0), first_hdr)
@@ -334,7 +376,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
             # more; with fewer, each integration's own)
             noise = None
             if slopes.shape[0] >= 3:
-                noise = np.median([_difference_noise(sci[i], (gdq[i] & jump_bit) > 0)[1]
+                noise = np.median([_difference_noise(sci[i], (gdq[i] & jump_bit) > 0,
+                                                     (gdq[i] & sat_bit) > 0)[1]
                                    for i in range(slopes.shape[0])], axis=0)
             for i in range(slopes.shape[0]):
                 jumps = real_jumps(sci[i], gdq[i], sigma=noise)
@@ -356,6 +399,15 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                 # pixels; a slope needs three unsaturated groups
                 unsat_ok = (~saturated).sum(axis=0) >= 3
                 never_sat = ~saturated.any(axis=0)
+                # the pedestal, integration by integration, where no group is
+                # saturated (jwst flags the neighbours of a saturating pixel
+                # too, and their pedestals from a few groups are noisy)
+                dev = pedestal_deviation(pedestal[i], mask=ref)
+                hi = never_sat & (dev > pedestal_sigma_threshold)
+                ped_high_n += hi
+                ped_normal_n += never_sat & (np.abs(dev) < 3.0)
+                ped_high_sum[hi] += dev[hi]
+                ped_high_sq[hi] += dev[hi] ** 2
                 high, prc = find_pix_with_many_jumps(jumps, max_jump_limit, jump_ratio_threshold,
                                                      early_cutoff_fraction)
                 high_file |= high.astype(bool)
@@ -414,7 +466,12 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     # straight: measured so, or bright at the end of most integrations (reset
     # decay never gets there)
     linear_high = high_rate & ~curved & ((n_curv >= 2) | (bright_count * 2 >= max(1, n_ints)))
-    many_jumps = sci & (high_count >= high_cr_fraction * nfiles)
+    # random telegraph noise: many steps in most files, or a pedestal that
+    # switches between two levels from one integration to the next
+    # (not a pixel of high dark rate: its pedestal carries shot noise)
+    switching = (sci & ~high_rate
+                 & switching_pedestal(ped_high_n, ped_normal_n, ped_high_sum, ped_high_sq))
+    many_jumps = sci & ((high_count >= high_cr_fraction * nfiles) | switching)
     # a high pedestal of a pixel with many jumps (telegraph noise high at the
     # reset) or of a hot pixel is not reset decay; jumps bunched early are
     rc = sci & (((ped_rc_count >= rc_fraction_threshold * nfiles) & ~linear_high & ~many_jumps)
@@ -452,6 +509,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                        "saturated_count": sat_count, "pedestal_rc_count": ped_rc_count,
                        "jump_rc_count": jump_rc_count,
                        "low_pedestal_count": low_count, "high_cr_count": high_count,
+                       "switching_pedestal": switching,
+                       "pedestal_high_integrations": ped_high_n,
                        "n_ints": n_ints, "n_files": nfiles, "hot_rate_cut": m + noisy_threshold * s}
     return final
 

@@ -26,7 +26,7 @@ Defects (each science pixel has at most one primary class; ADJ_OPEN pixels are
 the four neighbours of an OPEN pixel):
 
 ========== ===========================================================
-DEAD        qe < 0.05 and no dark current
+DEAD        qe < 0.04 and no dark current (a margin under the 0.05 dead ceiling)
 LOW_QE      qe between 0.2 and 0.45
 OPEN        qe 0.25-0.4; the lost charge goes to the 4 neighbours
 ADJ_OPEN    receive a quarter of the open pixel's lost charge each
@@ -332,7 +332,9 @@ def make_truth(detector: str | DetectorGeometry, seed: int = 0,
         return np.flatnonzero(classes == cls)
 
     i = sel("DEAD")
-    qe[rows[i], cols[i]] = rng.uniform(0.0, 0.05, len(i))
+    # under 0.04: the flats' dead ceiling is 0.05 of the *local* response, and
+    # the smooth QE pattern (+-5 %) would put a truth value of 0.049 either side
+    qe[rows[i], cols[i]] = rng.uniform(0.0, 0.04, len(i))
     dark_current[rows[i], cols[i]] = 0.0
     value[i] = qe[rows[i], cols[i]]
     i = sel("LOW_QE")
