@@ -503,7 +503,8 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
         tframe = float(_header(str(cat["filename"][0])).get("TFRAME", 0) or 0) or None
         for f in finals:
             try:
-                acc[f["output"]] = accuracy(f["output"], f["reftype"], truth, tframe=tframe)
+                acc[f["output"]] = accuracy(f["output"], f["reftype"], truth, tframe=tframe,
+                                            inputs=raws.get(f["reftype"]))
             except (KeyError, ValueError, OSError) as exc:
                 log.warning("no accuracy figures for %s: %s", f["output"], exc)
     page = write_report(layout.rundir, results, acc)

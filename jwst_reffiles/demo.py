@@ -58,8 +58,10 @@ def run_demo(outdir="demo_output", jobs: int | None = None, seed: int = 7) -> in
         print(f"mkrefs demo: using the data simulated before in {sim}")
     else:
         print(f"mkrefs demo: simulating NIRCam NRCA1 SUB160 darks and flats over 3 days in {sim}")
-        simulate_dataset(sim, subarray="SUB160", ngroups=30, nints=6, ndarks=4, nflats=4,
-                         flat_flux=(16000.0,), cadence_days=0.75, seed=seed,
+        # 25 integrations per dark: the superbias is the mean of 100 zero
+        # frames (read noise 6 DN per frame -> 0.6 DN per pixel)
+        simulate_dataset(sim, subarray="SUB160", ngroups=30, nints=25, ndarks=4, nflats=4,
+                         flat_nints=6, flat_flux=(16000.0,), cadence_days=0.75, seed=seed,
                          truth_parameters=par)
     t_sim = time.perf_counter() - t0
     cfg = outdir / "demo.cfg"

@@ -129,6 +129,30 @@ def test_switching_pedestal_is_telegraph_not_reset_decay_or_cosmic_rays():
     assert dev[10, 10] == pytest.approx(15, rel=0.1) and abs(np.median(dev)) < 0.1
 
 
+def test_pedestal_is_judged_against_the_level_expected_for_the_dark_rate():
+    """Found in the demo (100 integrations): dead pixels, with no dark current, were RC.
+
+    A ramp fit's pedestal falls with the dark rate; averaged over many
+    integrations a pixel with none stands out above the detector's pedestal.
+    """
+    rng = np.random.default_rng(9)
+    rate = rng.normal(10.0, 1.0, (60, 60))
+    rate[5, 5] = 0.0                                   # dead
+    rate[7, 7] = 5000.0                                # hot: outside the fit
+    ped = -0.7 * rate - 0.7 + rng.normal(0, 0.3, rate.shape)
+    ped[20, 20] += 10.0                                # reset decay
+    raw_high, _ = bd.pedestal_stats(ped, 5)
+    assert raw_high[5, 5]                              # the symptom
+    res = bd.pedestal_residual(ped, rate)
+    high, low = bd.pedestal_stats(res, 5)
+    assert not high[5, 5] and high[20, 20] and abs(res[5, 5]) < 1.5
+    # nothing else among the ordinary pixels (a hot pixel's pedestal, far off
+    # the fitted range, is not judged: find_bad_pix calls it HOT)
+    others = np.ones(rate.shape, bool)
+    others[[5, 7, 20], [5, 7, 20]] = False
+    assert not high[others].any() and not low[others].any()
+
+
 def test_missing_products_are_named(darks, tmp_path):
     sim, rates, jumps, fitopt, tmp = darks
     lone = tmp_path / "x_rate.fits"

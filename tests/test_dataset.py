@@ -84,6 +84,18 @@ def test_flight_names_do_not(tmp_path):
     assert types == ["NRC_DARK", "NRC_DARK", "NRC_FLAT", "NRC_FLAT"]
 
 
+def test_flats_may_have_fewer_integrations_than_darks(tmp_path):
+    from jwst_reffiles.simulate import summarize
+    ds = simulate_dataset(tmp_path, subarray="SUB64P", ngroups=2, nints=3, flat_nints=1,
+                          ndarks=1, nflats=1, write_reffiles=False)
+    by_kind = {r["kind"]: r for r in ds.manifest}
+    assert (by_kind["dark"]["nints"], by_kind["flat"]["nints"]) == (3, 1)
+    for r in ds.manifest:
+        assert fits.getval(ds.outdir / r["filename"], "NINTS") == r["nints"]
+        assert fits.getdata(ds.outdir / r["filename"], "SCI").shape[0] == r["nints"]
+    assert "3 int (dark) / 1 int (flat) x 2 groups" in summarize(ds)
+
+
 def test_truth_files_next_to_the_data(ground):
     with fits.open(ground.truth_maps) as hdul:
         names = {h.name for h in hdul}

@@ -93,6 +93,34 @@ def test_accuracy_against_the_truth(sim):
     assert rows and all(r["ok"] for r in rows)       # the truth mask recovers the truth
 
 
+def test_superbias_accuracy_counts_the_drift_in_the_zero_frames(tmp_path):
+    """The zero frames' mean drift is in any superbias; counted as truth, what is left is noise."""
+    from astropy.io import fits
+    from jwst_reffiles.simulate import get_subarray
+    from jwst_reffiles.simulate.accuracy import zero_frame_drift
+    from jwst_reffiles.superbias.superbias import make_superbias
+    ds = simulate_dataset(tmp_path / "sim", subarray="SUB64P", ngroups=2, nints=40, ndarks=2,
+                          nflats=0, seed=11, cosmic_rays=False, write_reffiles=False)
+    files = [str(p) for p in ds.files()]
+    sub = get_subarray("NIRCAM", "SUB64P")
+    offset, n = zero_frame_drift(files, sub.xstart, sub.xsize)
+    drift = np.concatenate([fits.getdata(ds.outdir / r["truth_file"], "DRIFT")[:, 0]
+                            for r in ds.manifest])                 # (80, namps, 2)
+    assert n == 80 and drift.shape[1] == 1
+    parity = (np.arange(sub.xstart - 1, sub.xstart - 1 + sub.xsize)) % 2
+    np.testing.assert_allclose(offset, drift.mean(axis=0)[0][parity], rtol=1e-6)
+    out = tmp_path / "sb.fits"
+    make_superbias(files, outfile=str(out))
+    tframe = float(ds.manifest["tframe"][0])
+    plain = accuracy(out, "superbias", ds.truth_maps, tframe=tframe)[0]
+    row = accuracy(out, "superbias", ds.truth_maps, tframe=tframe, inputs=files)[0]
+    # what is left is the read noise averaged over 80 frames: median |N(0, rn/sqrt(80))|
+    rn = np.median(ds.truth.cutout("read_noise", sub))
+    assert row["value"] == pytest.approx(0.6745 * rn / np.sqrt(80), rel=0.15)
+    assert "80 zero frames" in row["detail"] and f"{plain['value']:.3f}" in row["detail"]
+    assert row["value"] <= plain["value"] + 0.02
+
+
 def test_report_renders_with_its_images(sim, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

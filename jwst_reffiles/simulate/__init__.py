@@ -133,7 +133,8 @@ def simulate_dataset(outdir, detector: str = "NRCA1", subarray: str = "SUB160",
                      dark_starts=None, flat_starts=None, style: str = "ground",
                      flat_label: str = "LIN", seed: int = 0, truth_parameters=None,
                      cosmic_rays: bool = True, write_reffiles: bool = True,
-                     truth: DetectorTruth | None = None) -> SimulatedDataset:
+                     truth: DetectorTruth | None = None,
+                     flat_nints: int | None = None) -> SimulatedDataset:
     """Simulate a set of dark and flat exposures of one detector.
 
     Parameters
@@ -144,6 +145,9 @@ def simulate_dataset(outdir, detector: str = "NRCA1", subarray: str = "SUB160",
         DETECTOR, SUBARRAY and READPATT values (``get_detector`` etc. list them).
     ngroups, nints : int
         Groups per integration and integrations per exposure.
+    flat_nints : int, optional
+        Integrations per flat exposure, when not ``nints`` (a superbias wants
+        many dark integrations, a linearity fit a few flat ones).
     ndarks, nflats : int
         Number of dark and flat exposures.
     flat_flux : float or sequence of float
@@ -203,7 +207,8 @@ def simulate_dataset(outdir, detector: str = "NRCA1", subarray: str = "SUB160",
     specs = [ExposureSpec(geom.detector, sub.name, pattern.name, ngroups, nints, "dark", 0.0,
                           s, style, flat_label, index=k, cosmic_rays=cosmic_rays)
              for k, s in enumerate(dstarts)]
-    specs += [ExposureSpec(geom.detector, sub.name, pattern.name, ngroups, nints, "flat",
+    nints_flat = nints if flat_nints is None else int(flat_nints)
+    specs += [ExposureSpec(geom.detector, sub.name, pattern.name, ngroups, nints_flat, "flat",
                            flat_flux[k % len(flat_flux)], s, style, flat_label, index=k,
                            cosmic_rays=cosmic_rays)
               for k, s in enumerate(fstarts)]
@@ -231,6 +236,16 @@ def simulate_dataset(outdir, detector: str = "NRCA1", subarray: str = "SUB160",
                             truth_maps=maps_path, defects=defects_path, reffiles=reffiles)
 
 
+def _nints(manifest) -> str:
+    """'6 int', or '25 int (dark) / 6 int (flat)' when the kinds differ."""
+    per_kind = {k: sorted(set(int(n) for n in manifest["nints"][manifest["kind"] == k]))
+                for k in ("dark", "flat") if (manifest["kind"] == k).any()}
+    values = {tuple(v) for v in per_kind.values()}
+    if len(values) == 1 and len(next(iter(values))) == 1:
+        return f"{next(iter(values))[0]} int"
+    return " / ".join(f"{','.join(map(str, v))} int ({k})" for k, v in per_kind.items())
+
+
 def summarize(ds: SimulatedDataset, elapsed: float | None = None) -> str:
     """A human-readable account of what :func:`simulate_dataset` wrote."""
     m = ds.manifest
@@ -243,7 +258,7 @@ def summarize(ds: SimulatedDataset, elapsed: float | None = None) -> str:
                  f"-> {ds.outdir}")
     if len(m):
         lines.append(f"  {len(m)} exposures ({nd} dark, {nf} flat): {m['subarray'][0]}, "
-                     f"{m['readpatt'][0]}, {m['nints'][0]} int x {m['ngroups'][0]} groups, "
+                     f"{m['readpatt'][0]}, {_nints(m)} x {m['ngroups'][0]} groups, "
                      f"{sum(sizes) / 2**20:.1f} MiB in all")
         width = max(len(f) for f in m["filename"])
         lines.append(f"  {'file':<{width}}  {'kind':<4}  {'EXP_TYPE':<13} {'flux e-/s':>9}  "

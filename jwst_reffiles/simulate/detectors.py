@@ -112,6 +112,18 @@ class DetectorGeometry:
         width = self.nx // noutputs
         return cols // width
 
+    def drift_channels(self, xstart: int = 1, xsize: int | None = None,
+                       noutputs: int | None = None) -> np.ndarray:
+        """Index into a flattened (amplifier, column parity) drift array, per column.
+
+        The simulator's reference-pixel drift is one value per amplifier and
+        per even/odd column of each read (the per-exposure truth files' DRIFT).
+        """
+        xsize = self.nx if xsize is None else xsize
+        amp = self.amplifier_map(xstart, xsize, noutputs)
+        parity = np.arange(xstart - 1, xstart - 1 + xsize) % 2
+        return amp * 2 + parity
+
 
 @dataclass(frozen=True)
 class ReadoutPattern:

@@ -129,8 +129,7 @@ def simulate_ramps(truth: DetectorTruth, subarray: Subarray, pattern: ReadoutPat
 
     amp = geom.amplifier_map(subarray.xstart, subarray.xsize, subarray.noutputs)
     namps = int(amp.max()) + 1
-    parity = (np.arange(subarray.xstart - 1, subarray.xstart - 1 + subarray.xsize) % 2)
-    col_channel = amp * 2 + parity          # index into (namps, 2) flattened
+    col_channel = geom.drift_channels(subarray.xstart, subarray.xsize, subarray.noutputs)
 
     # Sparse defects.
     rc_idx = np.nonzero(truth.rc_amplitude[sl] > 0)
