@@ -70,3 +70,74 @@ def test_runs_started_at_the_same_moment_get_distinct_run_directories(tmp_path):
             dirs = pool.map(_claim, [(str(tmp_path), barrier)] * n)
     assert len(set(dirs)) == n
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i:03d}" for i in range(1, n + 1)]
+
+
+KILLER_PLUGIN = '''
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+from stdatamodels.jwst import datamodels as dm
+from jwst_reffiles.plugins import Plugin
+
+
+class Killer(Plugin):
+    reflabel = "killer_gain"
+    reftype = "gain"
+
+    def callalgorithm(self):
+        names = " ".join(self.inputimages["input_name"])
+        if Path("{marker}").exists() and "{victim}" in names:
+            os.kill(os.getpid(), signal.SIGKILL)       # as the kernel's OOM killer would
+        m = dm.GainModel(data=np.ones((4, 4), np.float32))
+        m.meta.description = "gain"
+        m.save(self.args.outputreffilename)
+'''
+
+
+def test_a_killed_worker_process_fails_the_run_and_a_rerun_finishes_it(tmp_path, capsys):
+    from conftest import drift_free_darks
+    ds = drift_free_darks(tmp_path / "sim", ngroups=2, nints=1, ndarks=2, seed=4,
+                          write_reffiles=False)
+    victim = ds.files()[0].name
+    marker = tmp_path / "kill"
+    marker.write_text("")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mkref_killer.py").write_text(KILLER_PLUGIN.format(marker=marker, victim=victim))
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"output: {{outrootdir: {tmp_path / 'out'}, runID: 1}}\n"
+                   f"reflabels: [killer_gain]\nreftypes: [gain]\nplugin_dirs: [{plugins}]\n"
+                   "killer_gain: {reftype: gain, imtypes: D, ssbsteps: ''}\n")
+    args = ["-j", "2", "--executor", "processes", "--no-quality-check", "--cfgfile", str(cfg),
+            "killer_gain", str(ds.outdir)]
+    rc = cli.main(args)
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "a worker process may have died" in out
+    rundir = tmp_path / "out" / "001"
+    final = rundir / "final" / "killer_gain_001.gain.fits"
+    assert not final.exists()
+    # what a killed process was writing stays in its temporary directory (no
+    # product path holds a partial file); the next run sweeps those away
+    temporaries = [p for p in rundir.rglob("*") if p.name.endswith(".tmp")]
+    for product in (rundir / "killer_gain").glob("*.gain.fits"):
+        with dm.GainModel(str(product)) as m:      # the other worker's, complete if there
+            m.validate()
+            assert np.all(m.data == 1.0)
+    # the state claims no product of the killed task
+    import sqlite3
+    db = sqlite3.connect(rundir / "state.sqlite")
+    status = dict(db.execute("select label, status from tasks"))
+    db.close()
+    assert status.get("killer_gain final") != "done"
+    assert sum(v == "done" for v in status.values()) <= 1      # the other group's at most
+    marker.unlink()
+    rc = cli.main(args)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    with dm.GainModel(str(final)) as m:
+        assert np.all(m.data == 1.0)
+    assert not any(p.exists() for p in temporaries)
+    assert not [p for p in rundir.rglob("*") if p.name.endswith(".tmp")]
