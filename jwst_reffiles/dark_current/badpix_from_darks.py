@@ -65,7 +65,7 @@ from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
-from ..stats import image_stats
+from ..stats import image_stats, nanmedian
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,18 @@ def _difference_noise(ramp, flagged, saturated=None):
     # the shot noise of a hot pixel's rising groups look like steps)
     skip = flagged[1:] if saturated is None else flagged[1:] | saturated[1:]
     quiet = np.where(skip, np.nan, d)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # all-flagged pixels
-        med = np.nanmedian(quiet, axis=0)
-        sigma = 1.4826 * np.nanmedian(np.abs(quiet - med), axis=0)
-    med = np.where(np.isfinite(med), med, np.median(d, axis=0))
-    sigma = np.where(np.isfinite(sigma), sigma, 1.4826 * np.median(np.abs(d - med), axis=0))
+    med = nanmedian(quiet, axis=0)                  # NaN where all are flagged
+    sigma = 1.4826 * nanmedian(np.abs(quiet - med), axis=0)
+    # pixels with every difference flagged: all their differences (few pixels)
+    lost = ~np.isfinite(med)
+    if lost.any():
+        dl = d[:, lost]
+        med[lost] = np.median(dl, axis=0)
+        sigma[lost] = 1.4826 * np.median(np.abs(dl - med[lost]), axis=0)
+    lost = ~np.isfinite(sigma)
+    if lost.any():
+        dl = d[:, lost]
+        sigma[lost] = 1.4826 * np.median(np.abs(dl - med[lost]), axis=0)
     return med, sigma
 
 
