@@ -23,7 +23,20 @@ log = logging.getLogger("jwst_reffiles")
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is when a record is emitted."""
+    """Writes to whatever sys.stderr is when a record is emitted.
+
+    One line per message: tracebacks go to the run's log (``mkrefs.log``),
+    and to the terminal only with -vv or more.
+    """
+
+    show_tracebacks = False
+
+    def format(self, record):
+        if self.show_tracebacks or not (record.exc_info or record.exc_text):
+            return super().format(record)
+        plain = logging.makeLogRecord(record.__dict__)
+        plain.exc_info, plain.exc_text, plain.stack_info = None, None, None
+        return super().format(plain) + " (traceback in the run's log)"
 
     @property
     def stream(self):
@@ -41,6 +54,7 @@ def setup_logging(verbosity: int) -> None:
     for h in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(h)
     handler = _StderrHandler()
+    handler.show_tracebacks = verbosity >= 2
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                            datefmt="%H:%M:%S"))
     root.addHandler(handler)
@@ -437,7 +451,11 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         execute(job, executor=executor, jobs=jobs, dask_scheduler=args.scheduler
                 or ex["dask_scheduler"], batch=cfg["batch"])
         rc = _report(job, layout, state)
-        _validate_and_report(cfg, s1, layout, quality=not args.no_quality_check)
+        try:
+            _validate_and_report(cfg, s1, layout, quality=not args.no_quality_check)
+        except Exception as exc:       # the reference files are made; say what failed after
+            log.error("validation and report failed (%s: %s); the reference files above are "
+                      "made", type(exc).__name__, exc, exc_info=True)
         return rc
     except RunLocked as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)

@@ -154,6 +154,8 @@ def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> n
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 3:
         data = data[None]
+    if not np.isfinite(data).all():
+        data = np.where(np.isfinite(data), data, np.nan)    # an infinite read: no difference
     if group_diff_type == "independent":
         n = data.shape[1] // 2 * 2
         diffs = data[:, 1:n:2] - data[:, 0:n:2]

@@ -85,6 +85,34 @@ def test_float_data_with_non_finite_values_is_accepted_and_reported(sim, capsys,
                for r in caplog.records)
 
 
+def test_float_data_with_non_finite_values_runs_through_the_pipeline(sim, capfd, tmp_path):
+    """NaN and Inf reads go through the real pipeline; they never reach a final file."""
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+    from jwst_reffiles.dq import flag_value
+    ds, cfg, tmp = sim
+    path = _bad(sim, "float_nan_run", _float_with_nan)
+    run_cfg = tmp_path / "cfg"
+    run_cfg.write_text(cfg.read_text().replace(str(tmp / "out"), str(tmp_path / "out")))
+    rc = cli.main(["--cfgfile", str(run_cfg), "--no-quality-check", "superbias,readnoise",
+                   str(path), str(ds.files()[1])])
+    out, err = capfd.readouterr()
+    assert rc == 0, out + err
+    assert "RuntimeWarning" not in err and "Traceback" not in err
+    rundir = tmp_path / "out" / "001"
+    for name, model in (("superbias_001.superbias", dm.SuperBiasModel),
+                        ("readnoise_001.readnoise", dm.ReadnoiseModel)):
+        with model(str(rundir / "final" / f"{name}.fits")) as m:
+            assert np.isfinite(m.data).all(), name        # the other file fills the NaN pixel
+    # the individual superbias of the float file flags the pixel that had no data
+    own = [p for p in (rundir / "superbias").glob("*.superbias.fits")
+           if path.stem.split("_uncal")[0] in "".join(map(str, fits.getheader(p)["HISTORY"]))]
+    assert len(own) == 1
+    with dm.SuperBiasModel(str(own[0])) as m:
+        assert not np.isfinite(m.data[10, 10])
+        assert m.dq[10, 10] & flag_value("DO_NOT_USE")
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_file_is_named(sim, capsys, case):
     edit, message = CASES[case]

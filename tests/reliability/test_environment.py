@@ -141,3 +141,35 @@ def test_a_killed_worker_process_fails_the_run_and_a_rerun_finishes_it(tmp_path,
         assert np.all(m.data == 1.0)
     assert not any(p.exists() for p in temporaries)
     assert not [p for p in rundir.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_failure_after_the_run_is_named_and_keeps_the_exit_status(tmp_path, capsys,
+                                                                    monkeypatch):
+    """Validation and report come after the reference files are made: an unexpected error
+    there is one named line (traceback in the run's log), not a crash."""
+    from conftest import drift_free_darks
+    import jwst_reffiles.validation as validation
+    ds = drift_free_darks(tmp_path / "sim", ngroups=2, nints=1, ndarks=1, seed=4,
+                          write_reffiles=False)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mkref_killer.py").write_text(KILLER_PLUGIN.format(marker=tmp_path / "no",
+                                                                  victim="x"))
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"output: {{outrootdir: {tmp_path / 'out'}, runID: 1}}\n"
+                   f"reflabels: [killer_gain]\nreftypes: [gain]\nplugin_dirs: [{plugins}]\n"
+                   "killer_gain: {reftype: gain, imtypes: D, ssbsteps: ''}\n")
+
+    def broken(*a, **k):
+        raise RuntimeError("the validator broke")
+
+    monkeypatch.setattr(validation, "validate_run", broken)
+    rc = cli.main(["-j", "1", "--cfgfile", str(cfg), "killer_gain", str(ds.outdir)])
+    out = capsys.readouterr()
+    assert rc == 0, out.out
+    assert "validation and report failed (RuntimeError: the validator broke)" in out.err
+    assert "traceback in the run's log" in out.err
+    assert "Traceback (most recent" not in out.err + out.out
+    log = (tmp_path / "out" / "001" / "mkrefs.log").read_text()
+    assert "the validator broke" in log and "Traceback" in log
+    assert (tmp_path / "out" / "001" / "final" / "killer_gain_001.gain.fits").is_file()
