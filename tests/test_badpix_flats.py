@@ -64,6 +64,26 @@ def test_manual_flags(tmp_path):
     assert bf.determine_manual_file("NIRCAM", "NRCZZ") is None
 
 
+def test_open_pixels_judged_by_the_median_of_their_neighbours():
+    """Found in a demo with another seed: one neighbour of high gain (1.048 in DN/s)
+    hid an OPEN pixel; one on the subarray's edge has 3 neighbours; a hot neighbour
+    must not make a LOW_QE pixel OPEN."""
+    rate = np.ones((30, 30))
+    rate[10, 10] = 0.3                                          # OPEN, one weak neighbour
+    rate[9, 10], rate[11, 10], rate[10, 9], rate[10, 11] = 1.16, 1.048, 1.15, 1.17
+    rate[20, 29] = 0.3                                          # OPEN on the right edge
+    rate[19, 29], rate[21, 29], rate[20, 28] = 1.18, 1.16, 1.17
+    rate[5, 20] = 0.35                                          # LOW_QE next to a hot pixel
+    rate[5, 21] = 3.0
+    rate[0, 0] = 0.3                                            # a corner: not judged
+    rate[0, 1] = rate[1, 0] = 1.2
+    low, opn, adj = bf.find_open_and_low_qe_pixels(rate)
+    assert opn[10, 10] and opn[20, 29] and adj[11, 10] and adj[20, 28]
+    assert low[5, 20] and not opn[5, 20] and not adj[5, 21]
+    assert low[0, 0] and not opn[0, 0]
+    assert opn.sum() == 2 and adj.sum() == 7
+
+
 def test_helpers():
     rate = np.ones((20, 20))
     rate[5, 5] = 0.01

@@ -16,8 +16,9 @@ used.  Algorithm:
    search instead of being called dead, so that a low-QE pixel is not also
    "dead";
 4. LOW_QE: between the dead ceiling and ``max_low_qe_norm_signal``; a LOW_QE
-   pixel whose four neighbours are all above ``max_open_adj_norm_signal`` is
-   OPEN (its charge went to them) and the neighbours ADJ_OPEN;
+   pixel whose neighbours' median is above ``max_open_adj_norm_signal`` is
+   OPEN (its charge went to them) and the neighbours ADJ_OPEN (three
+   neighbours on the array's edge; see :func:`find_open_and_low_qe_pixels`);
 5. optionally a flux check removes from DEAD the pixels whose average of the
    last four groups of the raw ramps is above ``flux_check`` (saturated, not
    dead); manual flags from a text file are added; reference pixels are
@@ -163,8 +164,13 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
                                 max_low_qe=0.5, max_adj_open=1.05):
     """(low_qe_map, open_pix_map, adj_pix_map) from a normalised rate image.
 
-    LOW_QE: max_dead_signal <= rate < max_low_qe.  A LOW_QE pixel whose four
-    neighbours are all above max_adj_open is OPEN, the neighbours ADJ_OPEN.
+    LOW_QE: max_dead_signal <= rate < max_low_qe.  A LOW_QE pixel whose
+    neighbours' median is above max_adj_open is OPEN (it lost its charge to
+    them), the neighbours ADJ_OPEN.  The median, not each neighbour: the gain
+    and QE of one neighbour can pull it under the threshold (a 5 % higher gain
+    does, in DN/s), and one bright neighbour (a hot pixel) must not make a
+    LOW_QE pixel OPEN.  On the edge of the array the 3 neighbours inside
+    count; a pixel in a corner (2) is not judged.
     """
     rate = np.asarray(rate_image, dtype=np.float64)
     ny, nx = rate.shape
@@ -175,7 +181,7 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
     adj_map = np.zeros_like(low_qe)
     for y, x in zip(*np.nonzero(low)):
         ax, ay = get_adjacent_pixels(x, y, nx, ny)
-        if len(ax) == 4 and np.all(rate[ay, ax] > max_adj_open):
+        if len(ax) >= 3 and np.median(rate[ay, ax]) > max_adj_open:
             low_qe[y, x] = 0
             open_map[y, x] = 1
             adj_map[ay, ax] = 1
