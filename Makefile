@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/mkrefs demo --outdir $(DEMO_DIR)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --basetemp=$(CURDIR)/.pytest_basetemp tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --outdir $(BENCH_DIR)

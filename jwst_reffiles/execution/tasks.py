@@ -48,7 +48,7 @@ def pipeline_node(payload: dict, deps: dict) -> dict:
             outputs.append(str(s.dest))
             outputs.extend(str(p) for p in s.companions.values())
     return {"ok": outcome.ok, "seconds": outcome.seconds, "error": outcome.error,
-            "errorfile": "", "outputs": outputs}
+            "errorfile": outcome.errorfile, "outputs": outputs}
 
 
 def individual_node(payload: dict, deps: dict) -> dict:

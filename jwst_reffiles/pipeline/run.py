@@ -40,6 +40,8 @@ class RunOutcome:
     ok: bool
     seconds: float
     error: str = ""
+    #: the failed run's log with its traceback (kept beside its products)
+    errorfile: str = ""
 
 
 def default_jobs(per_job_gib: float = 4.0) -> int:
@@ -107,9 +109,20 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
             error += (f" [reference files for {', '.join(crds)} were to come from CRDS: without "
                       f"a CRDS server or a populated CRDS cache, give them as files in the "
                       f"reffile4ssb section of the configuration]")
+        errorfile = ""
         if errflag:
             error += f" (stderr: {err_path})"
-        return RunOutcome(run, False, time.perf_counter() - t0, error)
+            errorfile = str(err_path)
+        elif err_path.exists():
+            # the pipeline's log and traceback outlive the temporary directory
+            keep = deepest.with_name(deepest.name[:-5] + ".error.txt")
+            try:
+                from ..reffile import atomic_write
+                atomic_write(keep, lambda tmp: shutil.copyfile(err_path, tmp))
+                errorfile = str(keep)
+            except OSError:
+                pass
+        return RunOutcome(run, False, time.perf_counter() - t0, error, errorfile)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -140,7 +153,8 @@ def execute_plan(plan: PipelinePlan, crds_dir, jobs: int | None = None,
     results = run_graph(graph, ids, {}, executor, jobs, on_done=on_done)
     return [RunOutcome(task.payload["run"], bool(results[task.id]["ok"]),
                        float(results[task.id].get("seconds", 0.0)),
-                       results[task.id].get("error", "")) for task in graph]
+                       results[task.id].get("error", ""), results[task.id].get("errorfile", ""))
+            for task in graph]
 
 
 def outcomes_table(outcomes: list[RunOutcome]) -> Table:

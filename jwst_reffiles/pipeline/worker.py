@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # reported to the parent, which records it per file
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
                   "traceback": traceback.format_exc()[-4000:]}
+        traceback.print_exc()           # into the run's log (kept as its error file)
     (task_path.parent / "result.json").write_text(json.dumps(result))
     return 0 if result["ok"] else 1
 

@@ -189,3 +189,35 @@ def test_mixed_detectors_and_readouts_form_separate_groups(sim, capsys, tmp_path
               for block in text.split(" span ")[1:]]
     expected = [{p.name for p in d.files()} for d in (ds, other, longer)]
     assert sorted(map(sorted, groups)) == sorted(map(sorted, expected))
+
+
+def test_a_pipeline_step_that_fails_for_one_file(sim, capsys, tmp_path):
+    """The pipeline fails on one input (its subarray runs past the edge of the reference
+    files' full frame): that run is recorded with its traceback file, the other input's work goes
+    on, the exit status is 1 and the summary names what is missing and why."""
+    ds, cfg, tmp = sim
+    path = _bad(sim, "moved_corner", _header_edit(lambda h: h[0].header.set("SUBSTRT1", 2001)))
+    run_cfg = tmp_path / "cfg"
+    run_cfg.write_text(cfg.read_text().replace(str(tmp / "out"), str(tmp_path / "out")))
+    rc = cli.main(["--cfgfile", str(run_cfg), "--no-quality-check", "superbias",
+                   str(path), str(ds.files()[1])])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert rc == 1, text
+    assert "1 failed" in text and path.name.split("_uncal")[0] in text
+    assert "Traceback (most recent" not in text
+    assert "Bad reference file slice indexes" in text and "in step dq_init" in text
+    rundir = tmp_path / "out" / "001"
+    import sqlite3
+    db = sqlite3.connect(rundir / "state.sqlite")
+    rows = list(db.execute("select label, status, errorfile from tasks"))
+    db.close()
+    failed = [r for r in rows if r[1] == "failed"]
+    assert len(failed) == 1 and "moved_corner" in failed[0][0]
+    # the pipeline's log with the traceback is kept, and named in the summary
+    assert os.path.isfile(failed[0][2]) and failed[0][2] in text
+    assert "Traceback (most recent" in open(failed[0][2]).read()
+    # nothing of the failed run among the products; the other file's work went on
+    assert not list((rundir / "ssb").glob("moved_corner*.fits"))
+    status = {r[0].split()[0] + (" final" if r[0].endswith("final") else ""): r[1] for r in rows}
+    assert status["superbias final"] == "done"
