@@ -2,6 +2,7 @@
 
 import shutil
 import textwrap
+from pathlib import Path
 
 import pytest
 from astropy.io import fits
@@ -244,7 +245,10 @@ def test_a_failing_run_leaves_no_product_and_sets_the_exit_status(sim, tmp_path,
     assert len(outcomes) == 1 and not outcomes[0].ok
     assert outcomes[0].error.startswith("in step dq_init: ")
     ssb = s1.layout.ssbdir
-    assert list(ssb.iterdir()) == []                   # no product, no work directory
+    # no product, no work directory: only the run's log with its traceback
+    assert [p.name for p in ssb.iterdir()] == [Path(outcomes[0].errorfile).name]
+    assert Path(outcomes[0].errorfile).name.endswith(".error.txt")
+    assert "Traceback (most recent" in Path(outcomes[0].errorfile).read_text()
     runs = Table.read(s1.layout.rundir / "pipeline_runs.ecsv")
     assert list(runs["status"]) == ["failed"]
 
