@@ -7,14 +7,18 @@ semantics are those of :func:`astropy.stats.sigma_clipped_stats` with
 the median (centre) and the standard deviation (ddof=0) of the values still in,
 and rejects values strictly below ``median - sigma_lower*std`` or above
 ``median + sigma_upper*std``; iterations stop when nothing more is rejected or
-after ``maxiters`` (``None``: until convergence).  Results are the mean, median,
-standard deviation and number of the values that remain.
+after ``maxiters`` (``None``: until convergence).  As in astropy, the values
+finally kept are all those within the last bounds (a value rejected in an early
+iteration comes back if the bounds widened since).  Results are the mean,
+median, standard deviation and number of the values kept.  (:func:`image_stats`
+follows ``sigma_clipped_stats(axis=None)`` instead, which keeps only the values
+that survived every iteration.)
 
 The stack is processed in blocks of rows so that memory stays under a budget
 whatever N is; the rows come from a *source*: an array, or any object with
 ``shape`` (N, ny, nx) and ``read(y0, y1)`` returning the (N, y1-y0, nx) block
-(the file-reading layers provide such sources).  The computation is pure numpy
-and runs in float64.
+(the file-reading layers provide such sources).  The computation runs in
+float64, in a compiled per-pixel kernel (:mod:`jwst_reffiles._clipkernel`).
 """
 
 from __future__ import annotations
@@ -79,54 +83,42 @@ def nanmedian(a, axis: int = 0) -> np.ndarray:
     return _sorted_median(np.sort(rows, axis=1), n).reshape(shape)
 
 
-def _row_stats(block: np.ndarray):
-    """(n, median, mean, std ddof=0) of each row of a NaN-holed block."""
-    n = np.count_nonzero(~np.isnan(block), axis=1)
-    med = _sorted_median(np.sort(block, axis=1), n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(block, axis=1) / n
-        std = np.sqrt(np.nansum((block - mean[:, None]) ** 2, axis=1) / n)
-    mean[n == 0] = np.nan
-    std[n == 0] = np.nan
-    return n, med, mean, std
+def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
+                  stdfunc: str = "std", companion: np.ndarray | None = None,
+                  scratch: np.ndarray | None = None, reinclude: bool = True):
+    """Sigma-clip each column of a (N, npix) block; (mean, median, std, count, companion sum).
 
-
-def _mad_std(block: np.ndarray, med: np.ndarray) -> np.ndarray:
-    """1.4826 x the median absolute deviation from ``med`` of each row (NaNs ignored)."""
-    dev = np.abs(block - med[:, None])
-    n = np.count_nonzero(~np.isnan(dev), axis=1)
-    return 1.482602218505602 * _sorted_median(np.sort(dev, axis=1), n)
-
-
-def _clip_block(block: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
-                stdfunc: str = "std"):
-    """Sigma-clip a (npix, N) float64 block in place (rejected -> NaN); return stats.
-
-    Only rows that lost a value in the last iteration can change in the next,
-    so each iteration works on those rows alone (the result is the same as
-    iterating on every row, as astropy does).
+    Each pixel's values are gathered into a row, the rows sorted (numpy), and
+    the compiled kernel (:mod:`jwst_reffiles._clipkernel`) moves the ends of
+    each row's kept run inward per iteration.  ``scratch``: a float64 buffer of
+    at least N x npix values to reuse (saves the page faults of a new one).
     """
-    block[~np.isfinite(block)] = np.nan
-    n, med, mean, std = _row_stats(block)
-    spread = std if stdfunc == "std" else _mad_std(block, med)
-    active = np.arange(block.shape[0])
-    iteration = 0
-    while active.size and (maxiters is None or iteration < maxiters):
-        iteration += 1
-        sub = block[active]
-        lower = (med[active] - sigma_lower * spread[active])[:, None]
-        upper = (med[active] + sigma_upper * spread[active])[:, None]
-        with np.errstate(invalid="ignore"):
-            reject = (sub < lower) | (sub > upper)
-        changed = reject.any(axis=1)
-        if not changed.any():
-            break
-        sub[reject] = np.nan
-        block[active] = sub
-        active = active[changed]
-        n[active], med[active], mean[active], std[active] = _row_stats(block[active])
-        spread[active] = std[active] if stdfunc == "std" else _mad_std(block[active], med[active])
-    return mean, med, std, n
+    from ._clipkernel import clip_sorted_rows, gather_rows
+
+    data = np.asarray(data)
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    nstack, npix = data.shape
+    if scratch is None or scratch.size < nstack * npix:
+        scratch = np.empty(nstack * npix)
+    rows = scratch[:nstack * npix].reshape(npix, nstack)
+    gather_rows(data, rows)
+    rows.sort(axis=1)
+    mean = np.empty(npix)
+    med = np.empty(npix)
+    std = np.empty(npix)
+    n = np.empty(npix, dtype=np.int32)
+    use_companion = companion is not None
+    if use_companion:
+        comp = np.asarray(companion, dtype=np.float64)
+        csum = np.empty(npix)
+    else:
+        comp = np.empty((0, 0))
+        csum = np.empty(0)
+    clip_sorted_rows(rows, float(sigma_lower), float(sigma_upper),
+                     -1 if maxiters is None else int(maxiters), stdfunc == "mad_std",
+                     reinclude, data, comp, use_companion, mean, med, std, n, csum)
+    return mean, med, std, n, (csum if use_companion else None)
 
 
 def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
@@ -169,25 +161,27 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
                          f"stack's {source.shape}")
     sl = sigma if sigma_lower is None else sigma_lower
     su = sigma if sigma_upper is None else sigma_upper
-    # float64 block, its sorted copy, the rejection mask and temporaries: ~4x
-    per_row = max(1, nstack) * nx * 8 * (4 if companion is None else 6)
+    # the float64 block (and the companion's); the kernel needs no more
+    per_row = max(1, nstack) * nx * 8 * (2 if companion is None else 4)
     rows = int(max(1, min(ny, memory_bytes // per_row)))
     out = {k: np.empty((ny, nx), dtype=np.float64) for k in ("mean", "median", "std")}
     count = np.empty((ny, nx), dtype=np.int32)
     csum = None if companion is None else np.empty((ny, nx), dtype=np.float64)
+    scratch = np.empty(nstack * min(ny, rows) * nx)
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
-        data = np.asarray(source.read(y0, y1), dtype=np.float64)
-        block = np.ascontiguousarray(data.reshape(nstack, -1).T)
-        mean, med, std, n = _clip_block(block, sl, su, maxiters, stdfunc)
-        out["mean"][y0:y1] = mean.reshape(y1 - y0, nx)
-        out["median"][y0:y1] = med.reshape(y1 - y0, nx)
-        out["std"][y0:y1] = std.reshape(y1 - y0, nx)
-        count[y0:y1] = n.reshape(y1 - y0, nx)
+        data = np.asarray(source.read(y0, y1)).reshape(nstack, -1)
+        comp = None
         if companion is not None:
-            comp = np.asarray(companion.read(y0, y1), dtype=np.float64).reshape(nstack, -1).T
-            kept = ~np.isnan(block)            # the clipping left these in
-            csum[y0:y1] = np.where(kept, comp, 0.0).sum(axis=1).reshape(y1 - y0, nx)
+            comp = np.asarray(companion.read(y0, y1)).reshape(nstack, -1)
+        mean, med, std, n, cs = _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch)
+        shape = (y1 - y0, nx)
+        out["mean"][y0:y1] = mean.reshape(shape)
+        out["median"][y0:y1] = med.reshape(shape)
+        out["std"][y0:y1] = std.reshape(shape)
+        count[y0:y1] = n.reshape(shape)
+        if companion is not None:
+            csum[y0:y1] = cs.reshape(shape)
     return StackStats(mean=out["mean"], median=out["median"], std=out["std"], count=count,
                       companion_sum=csum)
 
@@ -210,8 +204,9 @@ def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None):
     values = np.asarray(image, dtype=np.float64).ravel()
     if mask is not None:
         values = values[~np.asarray(mask, dtype=bool).ravel()]
-    block = values[None, :].copy()
-    mean, med, std, _ = _clip_block(block, sigma, sigma, maxiters)
+    # astropy's axis=None clipping: the values that survived every iteration
+    mean, med, std, _, _ = _clip_columns(values[:, None], sigma, sigma, maxiters,
+                                         reinclude=False)
     return float(mean[0]), float(med[0]), float(std[0])
 
 

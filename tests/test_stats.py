@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import sigma_clip, sigma_clipped_stats
 from astropy.utils.exceptions import AstropyUserWarning
 
 from jwst_reffiles.stats import ArraySource, image_stats, stack_stats
@@ -40,6 +40,56 @@ def test_equals_astropy(seed, sigma, maxiters):
     assert np.isnan(ours.mean[1, 1]) and ours.count[1, 1] == 0
 
 
+@pytest.mark.parametrize("seed", [0, 4])
+def test_mad_std_spread_equals_astropy(seed):
+    stack = random_stack(seed, n=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = sigma_clipped_stats(stack, sigma=3.0, maxiters=5, axis=0, stdfunc="mad_std")
+    ours = stack_stats(stack, sigma=3.0, maxiters=5, stdfunc="mad_std")
+    for name, r in zip(("mean", "median", "std"), ref):
+        np.testing.assert_allclose(getattr(ours, name), np.asarray(r, dtype=float), rtol=1e-12,
+                                   atol=1e-12, equal_nan=True, err_msg=name)
+
+
+def test_companion_is_summed_over_the_values_astropy_keeps():
+    stack = random_stack(9, n=12)
+    companion = np.random.default_rng(9).uniform(1, 2, stack.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        clipped = sigma_clip(stack, sigma=3.0, maxiters=3, axis=0, masked=True)
+    expected = np.where(np.ma.getmaskarray(clipped), 0.0, companion).sum(axis=0)
+    ours = stack_stats(stack, sigma=3.0, maxiters=3, companion=companion)
+    np.testing.assert_allclose(ours.companion_sum, expected, rtol=1e-12)
+    np.testing.assert_array_equal(ours.count, (~np.ma.getmaskarray(clipped)).sum(axis=0))
+
+
+def test_integer_and_float32_stacks_give_the_float64_result():
+    rng = np.random.default_rng(2)
+    stack = rng.normal(20000, 30, (11, 16, 16)).round()
+    stack[rng.random(stack.shape) < 0.05] += 5000
+    ref = stack_stats(stack)
+    for dtype in (np.uint16, np.int32, np.float32):
+        got = stack_stats(stack.astype(dtype))
+        for name in ("mean", "median", "std", "count"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(ref, name),
+                                          err_msg=f"{dtype.__name__} {name}")
+
+
+def test_long_stacks_equal_astropy():
+    stack = random_stack(11, n=300, ny=6, nx=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = sigma_clipped_stats(stack, sigma=2.5, maxiters=None, axis=0)
+    ours = stack_stats(stack, sigma=2.5, maxiters=None)
+    for name, r in zip(("mean", "median", "std"), ref):
+        np.testing.assert_allclose(getattr(ours, name), np.asarray(r, dtype=float), rtol=1e-12,
+                                   equal_nan=True, err_msg=name)
+
+
 def test_blocks_do_not_change_the_result():
     stack = random_stack(5, n=9, ny=57, nx=23)
     whole = stack_stats(stack, memory_bytes=10**9)
@@ -57,7 +107,7 @@ def test_streams_from_a_source_reading_row_blocks():
             calls.append((y0, y1))
             return super().read(y0, y1)
 
-    stats = stack_stats(Source(stack), memory_bytes=6 * 10 * 8 * 4 * 3)   # 3 rows a block
+    stats = stack_stats(Source(stack), memory_bytes=6 * 10 * 8 * 2 * 3)   # 3 rows a block
     assert calls[0] == (0, 3) and calls[-1][1] == 20 and len(calls) == 7
     np.testing.assert_array_equal(stats.mean, stack_stats(stack).mean)
 
