@@ -96,19 +96,25 @@ class RampFile:
             raise ValueError(f"{self.path}: {extension} must be a ramp (nints, ngroups, ny, nx), "
                              f"got shape {hdu.shape}")
         self._hdu = hdu
+        # integers of up to 16 bits (raw DN, unscaled or shifted by an integral
+        # BZERO) and float32 data are exact in float32: half the memory traffic
+        bitpix = int(hdu.header.get("BITPIX", -64))
+        self.exact_in_float32 = (bitpix == -32 or (bitpix in (8, 16) and self._bscale == 1.0
+                                                   and float(self._bzero).is_integer()))
         self.ndim_file = len(hdu.shape)
         self.shape = tuple(int(s) for s in shape)
 
     def read(self, y0: int = 0, y1: int | None = None, ints=slice(None),
-             groups=slice(None)) -> np.ndarray:
-        """float64 array (nints', ngroups', y1-y0, nx) of the requested part."""
+             groups=slice(None), dtype=np.float64) -> np.ndarray:
+        """Array (nints', ngroups', y1-y0, nx) of the requested part, as ``dtype``
+        (float64; float32 only where :attr:`exact_in_float32`)."""
         y1 = self.shape[2] if y1 is None else y1
         if self.ndim_file == 3:
             block = self._hdu.section[groups, y0:y1, :][None]
             block = block[ints]
         else:
             block = self._hdu.section[ints, groups, y0:y1, :]
-        block = np.asarray(block, dtype=np.float64)
+        block = np.asarray(block, dtype=dtype)
         if self._bscale != 1.0:
             block *= self._bscale
         if self._bzero != 0.0:
@@ -149,23 +155,27 @@ def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> n
     """Group differences of ramps (nints, ngroups, ...) stacked over integrations.
 
     independent: (1-0), (3-2), ... every group used once (an odd last group is
-    left out); consecutive: (1-0), (2-1), ...
+    left out); consecutive: (1-0), (2-1), ...  A difference with a non-finite
+    read is NaN.  float32 data stay float32 (exact for raw DN), others float64.
     """
-    data = np.asarray(data, dtype=np.float64)
+    data = np.asarray(data)
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
     if data.ndim == 3:
         data = data[None]
-    if not np.isfinite(data).all():
-        data = np.where(np.isfinite(data), data, np.nan)    # an infinite read: no difference
-    if group_diff_type == "independent":
-        n = data.shape[1] // 2 * 2
-        diffs = data[:, 1:n:2] - data[:, 0:n:2]
-    elif group_diff_type == "consecutive":
-        diffs = data[:, 1:] - data[:, :-1]
-    else:
-        raise ValueError(f"group_diff_type must be 'independent' or 'consecutive', got "
-                         f"{group_diff_type!r}")
+    with np.errstate(invalid="ignore"):          # inf - inf: NaN, made so below anyway
+        if group_diff_type == "independent":
+            n = data.shape[1] // 2 * 2
+            diffs = data[:, 1:n:2] - data[:, 0:n:2]
+        elif group_diff_type == "consecutive":
+            diffs = data[:, 1:] - data[:, :-1]
+        else:
+            raise ValueError(f"group_diff_type must be 'independent' or 'consecutive', got "
+                             f"{group_diff_type!r}")
     if diffs.shape[1] == 0:
         raise ValueError(f"ramps with {data.shape[1]} group(s) give no group difference")
+    if not np.isfinite(diffs).all():
+        diffs[~np.isfinite(diffs)] = np.nan          # an infinite read: no difference
     return diffs.reshape((-1,) + diffs.shape[2:])
 
 
@@ -181,6 +191,19 @@ class _RampFiles:
             raise ValueError("the input ramps have different image sizes: " + ", ".join(
                 f"{f.path.name} {f.shape[2:]}" for f in self.files))
         self.image_shape = self.files[0].shape[2:]
+        #: the dtype blocks are read in: float32 where every file is exact in it
+        self.dtype = (np.float32 if all(f.exact_in_float32 for f in self.files)
+                      else np.float64)
+
+    def _fill(self, parts, y0, y1):
+        """One (N, y1-y0, nx) block from each file's part (a callable of the file)."""
+        out = np.empty((self.shape[0], y1 - y0, self.shape[2]), dtype=self.dtype)
+        i = 0
+        for f in self.files:
+            block = parts(f)
+            out[i:i + len(block)] = block
+            i += len(block)
+        return out
 
     def close(self):
         for f in self.files:
@@ -208,8 +231,8 @@ class CDSSource(_RampFiles):
         self.shape = (n, ny, nx)
 
     def read(self, y0: int, y1: int) -> np.ndarray:
-        return np.concatenate([cds_differences(f.read(y0, y1)[..., self.columns],
-                                               self.group_diff_type) for f in self.files])
+        return self._fill(lambda f: cds_differences(
+            f.read(y0, y1, dtype=self.dtype)[..., self.columns], self.group_diff_type), y0, y1)
 
 
 class GroupSource(_RampFiles):
@@ -226,4 +249,4 @@ class GroupSource(_RampFiles):
 
     def read(self, y0: int, y1: int) -> np.ndarray:
         g = slice(self.group, self.group + 1)
-        return np.concatenate([f.read(y0, y1, groups=g)[:, 0] for f in self.files])
+        return self._fill(lambda f: f.read(y0, y1, groups=g, dtype=self.dtype)[:, 0], y0, y1)

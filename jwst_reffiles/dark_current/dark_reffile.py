@@ -167,7 +167,8 @@ class Dark:
                 y1 = min(ny, y0 + rows)
                 per_int = []
                 for r, f in zip(ramps, self.file_list):
-                    data = r.read(y0, y1)
+                    data = r.read(y0, y1, dtype=np.float32 if r.exact_in_float32
+                                  else np.float64)
                     gdq = dqs[f]["GROUPDQ"].section[:, :, y0:y1, :]
                     data[first_hit_mask(np.asarray(gdq))] = np.nan
                     per_int.append(data)
