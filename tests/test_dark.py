@@ -45,7 +45,6 @@ def dark(jump_products):
     sim, files, tmp = jump_products
     d = Dark(files, output_file=tmp / "ref" / "dark.fits", descrip="test dark",
              pedigree="GROUND", author="tester", use_after="2026-01-01T00:00:00")
-    d.path = d.create_reffile()
     return d
 
 
@@ -119,11 +118,22 @@ def test_small_memory_budget_and_subarrays_work(jump_products):
     """Predecessor defect: max_equivalent_groups scaled the wrong way (failed on subarrays)."""
     sim, files, tmp = jump_products
     a = Dark(files, output_file=tmp / "a" / "dark.fits", contribution_file=None)
-    a.create_reffile()
     b = Dark(files, output_file=tmp / "b" / "dark.fits", max_equivalent_groups=0.01,
              contribution_file=None)
-    b.create_reffile()
     np.testing.assert_array_equal(a.dark, b.dark)
+
+
+def test_the_constructor_makes_the_file_as_the_predecessor_did(jump_products, tmp_path):
+    """Users' scripts call Dark(...) alone (the predecessor's constructor made the file)."""
+    sim, files, tmp = jump_products
+    out = tmp_path / "now" / "dark.fits"
+    d = Dark(files[:2], output_file=out, contribution_file=None)
+    assert d.path == out and out.exists()
+    later = Dark(files[:2], output_file=tmp_path / "later" / "dark.fits",
+                 contribution_file=None, create=False)
+    assert later.path is None and not (tmp_path / "later" / "dark.fits").exists()
+    assert later.create_reffile() == tmp_path / "later" / "dark.fits"
+    np.testing.assert_array_equal(later.dark, d.dark)
 
 
 def test_dark_works_in_the_pipeline_dark_step(jump_products, dark, tmp_path):
@@ -142,7 +152,7 @@ def test_errors(jump_products, tmp_path):
     with pytest.raises(ValueError, match="output_file"):
         Dark(files)
     with pytest.raises(FileNotFoundError, match="no cosmic-ray flags"):
-        Dark([str(sim.files()[0])], output_file=tmp_path / "d.fits").create_reffile()
+        Dark([str(sim.files()[0])], output_file=tmp_path / "d.fits")
 
 
 def test_first_hit_mask():

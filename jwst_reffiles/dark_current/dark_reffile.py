@@ -53,9 +53,14 @@ def first_hit_mask(groupdq: np.ndarray, bad_flags: int | None = None) -> np.ndar
     """
     jump = flag_value("JUMP_DET")
     bad = flag_value("SATURATED") if bad_flags is None else bad_flags
-    hit = (groupdq & jump) > 0
-    after_hit = np.logical_or.accumulate(hit, axis=1)
-    return after_hit | ((groupdq & bad) > 0)
+    groupdq = np.asarray(groupdq)
+    hit = (groupdq & jump) != 0
+    # a running OR over groups, one image at a time (np.logical_or.accumulate
+    # along a middle axis is several times slower)
+    for g in range(1, hit.shape[1]):
+        np.logical_or(hit[:, g - 1], hit[:, g], out=hit[:, g])
+    hit |= (groupdq & bad) != 0
+    return hit
 
 
 def _jump_file_for(path: Path) -> Path | None:
@@ -87,11 +92,18 @@ class Dark:
     contribution_file : str or None
         Plot of the number of values used per group; a relative name goes next
         to ``output_file``, never into the current directory.
+    max_clipping_iters : int
+        Clipping iterations of the mean and standard deviation.
+    create : bool
+        Make the reference file now, as the predecessor's constructor did (its
+        users' scripts call ``Dark(...)`` alone); ``False`` leaves it to
+        :meth:`create_reffile`.  The output's path is then in ``self.path``.
     """
 
     def __init__(self, file_list=(), max_equivalent_groups=60, sigma_threshold=3, pedigree=None,
                  descrip=None, author=None, use_after=None, history=None, output_file=None,
-                 contribution_file="good_signals_per_group.pdf", max_clipping_iters=3):
+                 contribution_file="good_signals_per_group.pdf", max_clipping_iters=3,
+                 create=True):
         self.file_list = [Path(f) for f in file_list]
         if not self.file_list:
             raise ValueError("Dark: no input files")
@@ -115,6 +127,9 @@ class Dark:
         first = self.headers[self.file_list[0]]
         self.instrument = str(first.get("INSTRUME", "")).upper()
         self.memory_bytes = int(max_equivalent_groups * FULL_FRAME_GROUP_BYTES)
+        self.path = None
+        if create:
+            self.create_reffile()
 
     def consistency_check(self) -> None:
         """All inputs must share instrument, detector, subarray, readout and shape."""
@@ -170,7 +185,7 @@ class Dark:
                     data = r.read(y0, y1, dtype=np.float32 if r.exact_in_float32
                                   else np.float64)
                     gdq = dqs[f]["GROUPDQ"].section[:, :, y0:y1, :]
-                    data[first_hit_mask(np.asarray(gdq))] = np.nan
+                    np.copyto(data, np.nan, where=first_hit_mask(gdq))
                     per_int.append(data)
                 for k, ints in enumerate(int_sets):
                     block = np.concatenate([d[[i for i in ints if i < d.shape[0]]]
@@ -195,9 +210,9 @@ class Dark:
         dark[empty] = 0.0
         err[empty] = 0.0
         self.dark, self.err, self.num_good = dark, err, num_good
-        path = self.save_reffile(dark, err, dq)
+        self.path = self.save_reffile(dark, err, dq)
         self._save_contributions(num_good)
-        return path
+        return self.path
 
     def save_reffile(self, data, uncertainty, dq) -> Path:
         """Save the dark in the CRDS format (DarkModel, or DarkMIRIModel for MIRI)."""

@@ -17,12 +17,11 @@ class DarkCurrent(Plugin):
     def callalgorithm(self):
         from jwst_reffiles.dark_current.dark_reffile import Dark
         out = self.args.outputreffilename
-        dark = call_with_parameters(
+        call_with_parameters(                 # Dark(...) makes the file
             Dark, self.parameters, self.reflabel,
             rename={"description": "descrip", "useafter": "use_after"},
             file_list=files_of(self.inputimages, "dark"), output_file=out,
             contribution_file=side_file(out, "good_signals_per_group.pdf"))
-        dark.create_reffile()
 
 
 if __name__ == "__main__":
