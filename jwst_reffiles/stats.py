@@ -23,12 +23,13 @@ float64, in a compiled per-pixel kernel (:mod:`jwst_reffiles._clipkernel`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
-           "image_stats", "nanmedian", "DEFAULT_MEMORY_BYTES"]
+           "image_stats", "nanmedian", "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -62,36 +63,68 @@ class ArraySource:
         return self.array[:, y0:y1]
 
 
-def _sorted_median(sorted_vals: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Median of each row of ``sorted_vals`` (NaNs sorted last), ``n`` finite per row."""
-    lo = np.clip((n - 1) // 2, 0, None)
-    hi = np.clip(n // 2, 0, None)
-    a = np.take_along_axis(sorted_vals, lo[:, None], axis=1)[:, 0]
-    b = np.take_along_axis(sorted_vals, hi[:, None], axis=1)[:, 0]
-    med = (a + b) / 2
-    med[n == 0] = np.nan
-    return med
-
-
 def nanmedian(a, axis: int = 0) -> np.ndarray:
     """Median along ``axis`` ignoring NaN (NaN where none); a fast, silent
-    ``np.nanmedian`` for the short axes of stacks (one sort, no warnings)."""
-    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
-    shape = a.shape[:-1]
-    rows = a.reshape(-1, a.shape[-1])
-    n = np.count_nonzero(~np.isnan(rows), axis=1)
-    return _sorted_median(np.sort(rows, axis=1), n).reshape(shape)
+    ``np.nanmedian`` for the short axes of stacks (the clipping kernel with no
+    clipping: one gather and sort, threaded, no warnings)."""
+    a = np.asarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    a = np.moveaxis(a, axis, 0)
+    shape = a.shape[1:]
+    data = a.reshape(a.shape[0], -1)
+    _, med, _, _, _ = _clip_columns(data, 0.0, 0.0, 0, threads=kernel_threads())
+    return med.reshape(shape)
+
+
+#: Environment variable: threads one kernel call uses (default: the cores this
+#: process may run on).  The executors set it for their worker processes so that
+#: workers x threads stays at the number of cores.
+THREADS_ENV = "JWST_REFFILES_THREADS"
+
+#: below this many pixels a block is not split between threads
+_MIN_PIXELS_PER_THREAD = 1 << 16
+
+
+def kernel_threads() -> int:
+    """Threads a :func:`stack_stats` call splits its blocks between."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}={value!r}: not a number of threads") from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def in_threads(work, npix: int, threads: int | None = None) -> None:
+    """Call ``work(a, b)`` on consecutive ranges of ``range(npix)`` in ``threads``
+    threads (default :func:`kernel_threads`); for compiled kernels that release
+    the GIL.  Small ranges are not split."""
+    threads = kernel_threads() if threads is None else threads
+    threads = max(1, min(int(threads), npix // _MIN_PIXELS_PER_THREAD))
+    if threads == 1:
+        work(0, npix)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    edges = np.linspace(0, npix, threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, edges[:-1], edges[1:]))
 
 
 def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
                   stdfunc: str = "std", companion: np.ndarray | None = None,
-                  scratch: np.ndarray | None = None, reinclude: bool = True):
+                  scratch: np.ndarray | None = None, reinclude: bool = True,
+                  threads: int = 1):
     """Sigma-clip each column of a (N, npix) block; (mean, median, std, count, companion sum).
 
     Each pixel's values are gathered into a row, the rows sorted (numpy), and
     the compiled kernel (:mod:`jwst_reffiles._clipkernel`) moves the ends of
     each row's kept run inward per iteration.  ``scratch``: a float64 buffer of
     at least N x npix values to reuse (saves the page faults of a new one).
+    ``threads``: the columns are split between this many threads (the kernel
+    and numpy's sort release the GIL).
     """
     from ._clipkernel import clip_sorted_rows, gather_rows
 
@@ -102,8 +135,6 @@ def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxi
     if scratch is None or scratch.size < nstack * npix:
         scratch = np.empty(nstack * npix)
     rows = scratch[:nstack * npix].reshape(npix, nstack)
-    gather_rows(data, rows)
-    rows.sort(axis=1)
     mean = np.empty(npix)
     med = np.empty(npix)
     std = np.empty(npix)
@@ -115,9 +146,19 @@ def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxi
     else:
         comp = np.empty((0, 0))
         csum = np.empty(0)
-    clip_sorted_rows(rows, float(sigma_lower), float(sigma_upper),
-                     -1 if maxiters is None else int(maxiters), stdfunc == "mad_std",
-                     reinclude, data, comp, use_companion, mean, med, std, n, csum)
+    iters = -1 if maxiters is None else int(maxiters)
+
+    def work(a, b):
+        part = rows[a:b]
+        gather_rows(data[:, a:b], part)
+        part.sort(axis=1)
+        clip_sorted_rows(part, float(sigma_lower), float(sigma_upper), iters,
+                         stdfunc == "mad_std", reinclude, data[:, a:b],
+                         comp[:, a:b] if use_companion else comp, use_companion,
+                         mean[a:b], med[a:b], std[a:b], n[a:b],
+                         csum[a:b] if use_companion else csum)
+
+    in_threads(work, npix, threads)
     return mean, med, std, n, (csum if use_companion else None)
 
 
@@ -168,13 +209,15 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
     count = np.empty((ny, nx), dtype=np.int32)
     csum = None if companion is None else np.empty((ny, nx), dtype=np.float64)
     scratch = np.empty(nstack * min(ny, rows) * nx)
+    threads = kernel_threads()
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
         data = np.asarray(source.read(y0, y1)).reshape(nstack, -1)
         comp = None
         if companion is not None:
             comp = np.asarray(companion.read(y0, y1)).reshape(nstack, -1)
-        mean, med, std, n, cs = _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch)
+        mean, med, std, n, cs = _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch,
+                                              threads=threads)
         shape = (y1 - y0, nx)
         out["mean"][y0:y1] = mean.reshape(shape)
         out["median"][y0:y1] = med.reshape(shape)

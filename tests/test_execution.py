@@ -82,6 +82,28 @@ def test_independent_tasks_run_at_the_same_time(executor):
     assert max(a0, b0) < min(a1, b1), "the two tasks did not overlap"
 
 
+def _threads(payload, deps):
+    from jwst_reffiles.stats import kernel_threads
+    return {"ok": True, "seconds": 0.0, "outputs": [], "threads": kernel_threads()}
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_workers_share_the_cores_between_their_kernel_threads(executor, monkeypatch):
+    from jwst_reffiles.stats import THREADS_ENV
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    g = TaskGraph()
+    for k in range(2):
+        g.add(Task(f"p:{k}", "pipeline", f"threads {k}", _threads, {}, {}))
+    r = run_graph(g, g.order(), {}, executor, 2)
+    # 8 cores (as the parent sees them) between 2 workers: 4 threads each
+    assert all(r[t]["threads"] == 4 for t in ("p:0", "p:1")), r
+    assert THREADS_ENV not in os.environ            # the parent's environment is restored
+    monkeypatch.setenv(THREADS_ENV, "1")            # the user's choice is kept
+    r = run_graph(g, g.order(), {}, executor, 2)
+    assert all(r[t]["threads"] == 1 for t in ("p:0", "p:1")), r
+
+
 def test_reused_results_are_given_and_not_rerun():
     g = _toy_graph()
     given = {"p:1": {"ok": True, "value": 5}, "i:1": {"ok": True, "value": 50}}

@@ -156,3 +156,17 @@ def test_dq_flag_helpers():
     assert first[:, 0].tolist() == [[3, 5], [5, 1]]
     with pytest.raises(ValueError, match="WOBBLY"):
         dq_flags.flag_map(dq, "WOBBLY")
+
+
+def test_threads_do_not_change_the_result(monkeypatch):
+    from jwst_reffiles.stats import THREADS_ENV
+    stack = random_stack(12, n=5, ny=300, nx=500)      # 150000 pixels: split in threads
+    monkeypatch.setenv(THREADS_ENV, "1")
+    one = stack_stats(stack)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    three = stack_stats(stack)
+    for name in ("mean", "median", "std", "count"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name))
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        stack_stats(stack)

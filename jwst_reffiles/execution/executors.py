@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 
 from .graph import TaskGraph, run_node
 
@@ -44,6 +45,22 @@ def default_jobs(per_job_gib: float = 4.0) -> int:
     except (ValueError, OSError, AttributeError):
         return cores
     return max(1, min(cores, int(mem_gib // per_job_gib)))
+
+
+@contextmanager
+def _kernel_threads_split(jobs: int):
+    """Worker processes started inside inherit threads = cores // jobs for the
+    stack-statistics kernel (unless the user set them), so that ``jobs`` workers
+    do not each start a thread per core."""
+    from ..stats import THREADS_ENV, kernel_threads
+    if os.environ.get(THREADS_ENV):
+        yield
+        return
+    os.environ[THREADS_ENV] = str(max(1, kernel_threads() // max(1, jobs)))
+    try:
+        yield
+    finally:
+        os.environ.pop(THREADS_ENV, None)
 
 
 def _dask_graph(graph: TaskGraph, ids: list[str], given: dict[str, dict]) -> dict:
@@ -160,8 +177,9 @@ def _run_distributed(dsk, ids, on_start, on_done, jobs, address=None, batch=None
                  type(cluster).__name__, batch.get("jobs", 1), cluster.job_script())
         client = Client(cluster)
     else:
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        with _kernel_threads_split(jobs):
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
         client = Client(cluster)
     results: dict[str, dict] = {}
     try:
@@ -202,8 +220,10 @@ def run_graph(graph: TaskGraph, ids: list[str], given: dict[str, dict], executor
             from dask.local import get_sync
             return _run_local(dsk, ids, on_start, on_done, get_sync)
         import dask.multiprocessing
-        return _run_local(dsk, ids, on_start, on_done, dask.multiprocessing.get,
-                          num_workers=min(jobs, len(ids)), optimize_graph=False,
-                          chunksize=1)   # one task per dispatch: tasks are long
+        workers = min(jobs, len(ids))
+        with _kernel_threads_split(workers):
+            return _run_local(dsk, ids, on_start, on_done, dask.multiprocessing.get,
+                              num_workers=workers, optimize_graph=False,
+                              chunksize=1)   # one task per dispatch: tasks are long
     return _run_distributed(dsk, ids, on_start, on_done, jobs, address=dask_scheduler,
                             batch=batch)
