@@ -1,5 +1,7 @@
 """Bad pixels from darks (work in progress: what already meets its target is tested)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -105,8 +107,63 @@ def test_shot_noise_of_a_saturating_hot_pixel_is_not_steps():
     gdq = np.zeros(ramp.shape, np.uint32)
     gdq[nsat:] = flag_value("SATURATED")
     assert not bd.real_jumps(ramp, gdq).any()
-    _, sigma = bd._difference_noise(ramp, np.zeros(ramp.shape, bool), gdq > 0)
+    _, sigma = bd._difference_noise(ramp, gdq)
     assert 30 < np.median(sigma) < 70
+
+
+# plain numpy formulations of the two per-pixel ramp kernels, to compare with
+
+def _numpy_difference_noise(ramp, skip):
+    d = np.diff(np.asarray(ramp, dtype=np.float64), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        quiet = np.where(skip[1:], np.nan, d)
+        med = np.nanmedian(quiet, axis=0)
+        sigma = 1.4826 * np.nanmedian(np.abs(quiet - med), axis=0)
+    lost = ~np.isfinite(med)
+    med[lost] = np.median(d[:, lost], axis=0)
+    sigma[lost] = 1.4826 * np.median(np.abs(d[:, lost] - med[lost]), axis=0)
+    return med, sigma
+
+
+def _numpy_real_jumps(ramp, gdq, nsigma, step_nsigma, sigma=None):
+    from scipy.ndimage import median_filter
+    flagged = (gdq & flag_value("JUMP_DET")) > 0
+    saturated = (gdq & flag_value("SATURATED")) > 0
+    d = np.diff(np.asarray(ramp, dtype=np.float64), axis=0)
+    med, own = _numpy_difference_noise(ramp, flagged | saturated)
+    sigma = np.maximum(own if sigma is None else sigma, 1e-6)
+    local = median_filter(d, size=(5,) + (1,) * (d.ndim - 1), mode="nearest")
+    step = np.abs(d - local) / sigma > step_nsigma
+    near_sat = np.zeros_like(saturated)
+    for k in range(4):
+        near_sat[: saturated.shape[0] - k] |= saturated[k:]
+    out = np.zeros_like(flagged)
+    out[1:] = (flagged[1:] & (np.abs(d - med) / sigma > nsigma)) | (step & ~near_sat[1:])
+    return out
+
+
+@pytest.mark.parametrize("ngroups", [3, 4, 7, 30])
+def test_ramp_kernels_equal_their_numpy_formulation(ngroups):
+    rng = np.random.default_rng(ngroups)
+    ramp = np.cumsum(rng.normal(3, 6, (ngroups, 40, 50)), axis=0).astype(np.float32)
+    steps = rng.random(ramp.shape) < 0.03
+    ramp += np.cumsum(steps * rng.uniform(20, 400, ramp.shape), axis=0).astype(np.float32)
+    gdq = np.zeros(ramp.shape, np.uint32)
+    gdq[steps] |= flag_value("JUMP_DET")
+    gdq[rng.random(ramp.shape) < 0.03] |= flag_value("JUMP_DET")        # neighbour echoes
+    sat = np.zeros(ramp.shape, bool)
+    sat[-max(1, ngroups // 3):, :5] = True                             # saturating pixels
+    gdq[sat] |= flag_value("SATURATED")
+    gdq[:, 6, :] |= flag_value("JUMP_DET")                             # every difference flagged
+    skip = (gdq & flag_value(["JUMP_DET", "SATURATED"])) > 0
+    for got, want in zip(bd._difference_noise(ramp, gdq), _numpy_difference_noise(ramp, skip)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    for sigma in (None, np.full((40, 50), 6.0)):
+        got = bd.real_jumps(ramp, gdq, 5.0, 4.0, sigma=sigma)
+        want = _numpy_real_jumps(ramp, gdq, 5.0, 4.0, sigma=sigma)
+        np.testing.assert_array_equal(got, want)
+        assert got[1:].any() and not got[0].any()
 
 
 def test_switching_pedestal_is_telegraph_not_reset_decay_or_cosmic_rays():

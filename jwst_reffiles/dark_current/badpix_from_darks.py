@@ -65,7 +65,7 @@ from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
-from ..stats import image_stats, nanmedian
+from ..stats import image_stats, in_threads
 
 log = logging.getLogger(__name__)
 
@@ -107,28 +107,34 @@ def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5
     return high.astype(np.uint8), potential_rc.astype(np.uint8)
 
 
-def _difference_noise(ramp, flagged, saturated=None):
-    """(median, robust sigma) of each pixel's unflagged, unsaturated group differences."""
-    d = np.diff(np.asarray(ramp, dtype=np.float64), axis=0)
-    # the scatter from the differences not flagged: a pixel that jumps often
-    # must not hide its jumps by inflating its own noise estimate; nor do
-    # differences on a saturation plateau count (they are flat, and would make
-    # the shot noise of a hot pixel's rising groups look like steps)
-    skip = flagged[1:] if saturated is None else flagged[1:] | saturated[1:]
-    quiet = np.where(skip, np.nan, d)
-    med = nanmedian(quiet, axis=0)                  # NaN where all are flagged
-    sigma = 1.4826 * nanmedian(np.abs(quiet - med), axis=0)
-    # pixels with every difference flagged: all their differences (few pixels)
-    lost = ~np.isfinite(med)
-    if lost.any():
-        dl = d[:, lost]
-        med[lost] = np.median(dl, axis=0)
-        sigma[lost] = 1.4826 * np.median(np.abs(dl - med[lost]), axis=0)
-    lost = ~np.isfinite(sigma)
-    if lost.any():
-        dl = d[:, lost]
-        sigma[lost] = 1.4826 * np.median(np.abs(dl - med[lost]), axis=0)
-    return med, sigma
+def _pixels(a):
+    """A (ngroups, y, x) array as (ngroups, npix) without copying when possible."""
+    a = np.asarray(a)
+    return a.reshape(a.shape[0], -1)
+
+
+def _difference_noise(ramp, groupdq, skip_bits=None):
+    """(median, robust sigma) of each pixel's group differences, leaving out those
+    onto a group with any of ``skip_bits`` (default JUMP_DET and SATURATED).
+
+    A pixel that jumps often must not hide its jumps by inflating its own noise
+    estimate; nor do differences on a saturation plateau count (they are flat,
+    and would make the shot noise of a hot pixel's rising groups look like
+    steps).  A pixel with every difference left out gets the statistics of all
+    of them.  The sigma is 1.4826 x the median absolute deviation.
+    """
+    from ._rampkernel import difference_noise
+    skip = flag_value(["JUMP_DET", "SATURATED"]) if skip_bits is None else skip_bits
+    ramp = np.asarray(ramp)
+    if ramp.dtype not in (np.float32, np.float64):
+        ramp = ramp.astype(np.float64)
+    shape = ramp.shape[1:]
+    med = np.empty(int(np.prod(shape)))
+    sigma = np.empty_like(med)
+    r, dq = _pixels(ramp), _pixels(np.asarray(groupdq, np.uint32))
+    in_threads(lambda a, b: difference_noise(r[:, a:b], dq[:, a:b], int(skip), med[a:b],
+                                             sigma[a:b]), med.size)
+    return med.reshape(shape), sigma.reshape(shape)
 
 
 def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
@@ -138,35 +144,35 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
     marks no step in the pixel's own ramp, so a flag counts only when the group
     difference it sits on is more than ``nsigma`` robust standard deviations
     (from the pixel's unflagged differences) from their median.  Steps jwst
-    did not flag count too when beyond ``step_nsigma``: small random
-    telegraph switches often escape its threshold.
+    did not flag count too when beyond ``step_nsigma`` from the running median
+    of 5 differences (the ends repeated): small random telegraph switches often
+    escape its threshold; not on, or within three groups before, a saturated
+    group (nonlinearity is strongest there).
 
     ``sigma`` (per pixel) replaces the scatter estimated from this ramp alone:
     the pixel's noise from all its integrations is far more precise than from
     one short ramp, whose underestimates would pass for steps.
     """
-    ramp = np.asarray(ramp, dtype=np.float64)
-    flagged = (np.asarray(groupdq) & flag_value("JUMP_DET")) > 0
+    from ._rampkernel import real_jumps as kernel
+    groupdq = np.asarray(groupdq, np.uint32)
+    flagged = (groupdq & flag_value("JUMP_DET")) > 0
+    ramp = np.asarray(ramp)
     if ramp.shape[0] < 3:
         return flagged
-    d = np.diff(ramp, axis=0)
-    saturated = (np.asarray(groupdq) & flag_value("SATURATED")) > 0
-    med, own_sigma = _difference_noise(ramp, flagged, saturated)
-    sigma = own_sigma if sigma is None else sigma
-    out = np.zeros_like(flagged)
-    dev = np.abs(d - med) / np.maximum(sigma, 1e-6)
-    # unflagged steps: measured from a running median of the differences (a
-    # hot pixel's differences shrink smoothly with nonlinearity) and never
-    # across a saturated group
-    from scipy.ndimage import median_filter
-    local = median_filter(d, size=(5,) + (1,) * (d.ndim - 1), mode="nearest")
-    step = np.abs(d - local) / np.maximum(sigma, 1e-6) > step_nsigma
-    # not across or just before saturation (nonlinearity is strongest there)
-    near_sat = np.zeros_like(saturated)
-    for k in range(4):
-        near_sat[: saturated.shape[0] - k] |= saturated[k:]
-    step &= ~near_sat[1:]
-    out[1:] = (flagged[1:] & (dev > nsigma)) | step
+    if ramp.dtype not in (np.float32, np.float64):
+        ramp = ramp.astype(np.float64)
+    out = np.empty(ramp.shape, dtype=bool)
+    use_sigma = sigma is not None
+    sig = (np.ascontiguousarray(np.broadcast_to(np.asarray(sigma, np.float64),
+                                                ramp.shape[1:]).ravel())
+           if use_sigma else np.empty(0))
+    r, dq, o = _pixels(ramp), _pixels(groupdq), _pixels(out)
+    bits = int(flag_value("JUMP_DET")), int(flag_value("SATURATED"))
+
+    def work(a, b):
+        kernel(r[:, a:b], dq[:, a:b], bits[0], bits[1], float(nsigma), float(step_nsigma),
+               sig[a:b] if use_sigma else sig, use_sigma, o[:, a:b])
+    in_threads(work, o.shape[1])
     return out
 
 
@@ -221,7 +227,7 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     for _ in range(iterations):
         if use.sum() < 10:
             break
-        a, b = np.polyfit(rate[use], ped[use], 1)
+        a, b = _line_fit(rate[use], ped[use])
         res = ped - (a * rate + b)
         rmed, rsig = robust(res[use])
         new = use & (np.abs(res - rmed) <= nsigma * max(rsig, 1e-12))
@@ -230,6 +236,16 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
         use = new
     with np.errstate(invalid="ignore"):
         return ped - (a * np.where(np.isfinite(rate), rate, 0.0) + b)
+
+
+def _line_fit(x, y):
+    """(slope, intercept) of the least-squares line through (x, y) (closed form:
+    np.polyfit's Vandermonde least squares is 20x slower on a full frame)."""
+    xm, ym = x.mean(), y.mean()
+    dx = x - xm
+    var = float(np.dot(dx, dx))
+    slope = float(np.dot(dx, y - ym)) / var if var > 0 else 0.0
+    return slope, float(ym - slope * xm)
 
 
 def pedestal_deviation(pedestal_image, mask=None):
@@ -394,7 +410,6 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                                int(first_hdr.get("SUBSTRT2", 1)), shape[1], shape[0])
 
     sat_bit = flag_value("SATURATED")
-    jump_bit = flag_value("JUMP_DET")
     whole_sum = np.zeros(shape)          # clean-integration ramp slopes, per group
     late_sum = np.zeros(shape)
     diff_sq = np.zeros(shape)
@@ -428,8 +443,7 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
             # more; with fewer, each integration's own)
             noise = None
             if slopes.shape[0] >= 3:
-                noise = np.median([_difference_noise(sci[i], (gdq[i] & jump_bit) > 0,
-                                                     (gdq[i] & sat_bit) > 0)[1]
+                noise = np.median([_difference_noise(sci[i], gdq[i])[1]
                                    for i in range(slopes.shape[0])], axis=0)
             for i in range(slopes.shape[0]):
                 jumps = real_jumps(sci[i], gdq[i], sigma=noise)

@@ -1,0 +1,128 @@
+"""Compiled per-pixel loops over short ramps for :mod:`badpix_from_darks`.
+
+A dark ramp has a handful of groups and millions of pixels: numpy's whole-array
+steps (differences, NaN masks, medians along the short axis, a running median
+filter) each make a pass over the frame and sort tiny rows through generic
+machinery.  Here each pixel's ramp is read once and everything is done in
+registers and a small buffer.  Semantics: those documented in
+``badpix_from_darks._difference_noise`` and ``badpix_from_darks.real_jumps``
+(the tests there compare these kernels with plain numpy formulations).
+
+Not part of the public API.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+MAD_TO_SIGMA = 1.4826
+
+
+@njit(cache=True, nogil=True)
+def _sort(a, m):
+    """Sort a[:m] in place (NaNs last): insertion sort for the few values of a
+    short ramp (numba's general sort costs far more per call), its sort above."""
+    if m > 32:
+        a[:m].sort()
+        return
+    for i in range(1, m):
+        v = a[i]
+        j = i - 1
+        if np.isnan(v):
+            continue
+        while j >= 0 and (np.isnan(a[j]) or a[j] > v):
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+@njit(cache=True, nogil=True)
+def _median_sorted(buf, m):
+    if m == 0:
+        return np.nan
+    mid = m // 2
+    if m % 2 == 1:
+        return buf[mid]
+    return (buf[mid - 1] + buf[mid]) / 2.0
+
+
+@njit(cache=True, nogil=True)
+def _noise_of_pixel(ramp, gdq, p, skip_bits, d, quiet, dev):
+    """(median, MAD sigma) of pixel p's group differences not on a group with
+    ``skip_bits``; all differences (NaN if any is NaN) when every one is skipped."""
+    ngroups = ramp.shape[0]
+    m = 0
+    for g in range(ngroups - 1):
+        v = np.float64(ramp[g + 1, p]) - np.float64(ramp[g, p])
+        d[g] = v
+        if (gdq[g + 1, p] & skip_bits) == 0 and not np.isnan(v):
+            quiet[m] = v
+            m += 1
+    if m == 0:
+        # every difference skipped: all of them (np.median: NaN if any is NaN)
+        m = ngroups - 1
+        for g in range(m):
+            quiet[g] = d[g]
+            if np.isnan(d[g]):
+                return np.nan, np.nan
+    _sort(quiet, m)
+    med = _median_sorted(quiet, m)
+    for k in range(m):
+        dev[k] = abs(quiet[k] - med)
+    _sort(dev, m)
+    return med, MAD_TO_SIGMA * _median_sorted(dev, m)
+
+
+@njit(cache=True, nogil=True)
+def difference_noise(ramp, gdq, skip_bits, med_out, sigma_out):
+    """Per pixel of ``ramp`` (ngroups, npix): median and robust sigma of the differences."""
+    ngroups, npix = ramp.shape
+    d = np.empty(max(ngroups - 1, 1))
+    quiet = np.empty(max(ngroups - 1, 1))
+    dev = np.empty(max(ngroups - 1, 1))
+    for p in range(npix):
+        med, sig = _noise_of_pixel(ramp, gdq, p, skip_bits, d, quiet, dev)
+        med_out[p] = med
+        sigma_out[p] = sig
+
+
+@njit(cache=True, nogil=True)
+def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, out):
+    """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp steps.
+
+    A difference flagged JUMP_DET counts when more than ``nsigma`` sigma from
+    the median difference; any difference counts when more than ``step_nsigma``
+    sigma from the running median of 5 differences (edges repeat the end
+    values), except on or within three groups before a saturated group.
+    ``sigma`` (npix) replaces the pixel's own robust sigma when ``use_sigma``.
+    """
+    ngroups, npix = ramp.shape
+    nd = ngroups - 1
+    d = np.empty(nd)
+    quiet = np.empty(nd)
+    dev = np.empty(nd)
+    window = np.empty(5)
+    for p in range(npix):
+        for g in range(ngroups):
+            out[g, p] = False
+        med, own = _noise_of_pixel(ramp, gdq, p, jump_bit | sat_bit, d, quiet, dev)
+        s = sigma[p] if use_sigma else own
+        if not np.isnan(s) and s < 1e-6:
+            s = 1e-6
+        for k in range(nd):
+            # the running median of 5 differences, edges repeated ('nearest')
+            for w in range(5):
+                idx = min(max(k + w - 2, 0), nd - 1)
+                window[w] = d[idx]
+            _sort(window, 5)
+            local = window[2]
+            step = abs(d[k] - local) / s > step_nsigma
+            if step:
+                # not on, or within three groups before, a saturated group
+                for j in range(k + 1, min(k + 5, ngroups)):
+                    if (gdq[j, p] & sat_bit) != 0:
+                        step = False
+                        break
+            flagged = (gdq[k + 1, p] & jump_bit) != 0
+            out[k + 1, p] = (flagged and abs(d[k] - med) / s > nsigma) or step
