@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles.bad_pixel_mask import badpix_from_flats as bf
@@ -132,3 +133,30 @@ def test_every_flat_is_stacked_once(flats):
     from astropy.io import fits
     for k, f in enumerate(rates):
         np.testing.assert_array_equal(stack[k], fits.getdata(f, "SCI"))
+
+
+def test_miri_imager_shorted_columns_are_do_not_use(tmp_path):
+    """MIRI imager masks flag its shorted columns (full-frame columns, placed in subarrays)."""
+    assert bf.miri_bad_columns((4, 1032))[:, [383, 384, 385, 386]].tolist() == [[0, 1, 1, 0]] * 4
+    sub = bf.miri_bad_columns((4, 100), xstart=351)          # holds full-frame 350..449
+    assert np.flatnonzero(sub[0]).tolist() == [34, 35]
+    assert not bf.miri_bad_columns((4, 100), xstart=1).any()
+    rng = np.random.default_rng(1)
+    files = []
+    for k in range(3):
+        hdr = fits.Header({"INSTRUME": "MIRI", "DETECTOR": "MIRIMAGE", "SUBARRAY": "BRIGHTSKY",
+                           "SUBSTRT1": 321, "SUBSTRT2": 1, "READPATT": "FAST"})
+        path = tmp_path / f"flat{k}_rate.fits"
+        fits.HDUList([fits.PrimaryHDU(header=hdr),
+                      fits.ImageHDU(rng.normal(100, 1, (64, 128)).astype(np.float32),
+                                    name="SCI")]).writeto(path)
+        files.append(str(path))
+    dq = bf.find_bad_pix(files, manual_flag_file=None, quality_check=False)
+    shorted = np.zeros(dq.shape, bool)
+    shorted[:, [384 - 320, 385 - 320]] = True
+    assert ((dq[shorted] & flag_value("DO_NOT_USE")) > 0).all()
+    # a MIRI MRS detector has none listed
+    for f in files:
+        fits.setval(f, "DETECTOR", value="MIRIFULONG")
+    dq = bf.find_bad_pix(files, manual_flag_file=None, quality_check=False)
+    assert not ((dq[shorted] & flag_value("DO_NOT_USE")) > 0).any()

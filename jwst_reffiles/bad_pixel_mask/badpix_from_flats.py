@@ -62,9 +62,11 @@ __all__ = [
 #: the boundary between DEAD and LOW_QE.
 DEFAULT_MAX_DEAD_NORM_SIGNAL = 0.05
 
-#: MIRI imager columns known to be shorted.  None is known to this package:
-#: give them through a manual flag file.
-MIRI_SHORTED_COLUMNS: tuple[int, ...] = ()
+#: Shorted columns of the MIRI imager detector (MIRIMAGE), 0-based full-frame
+#: columns counting the left reference columns: the columns the predecessor's
+#: ``miri_bad_columns`` named.  Flagged DO_NOT_USE in MIRIMAGE masks; the MRS
+#: detectors have none listed (give any through a manual flag file).
+MIRI_SHORTED_COLUMNS: tuple[int, ...] = (384, 385)
 
 
 # ---- pure array functions ---------------------------------------------------
@@ -232,12 +234,18 @@ def pad_with_refpix(data, instrument_name):
     return np.pad(np.asarray(data), ((bottom, top), (left, right)))
 
 
-def miri_bad_columns(dimensions):
-    """Map (1) of the MIRI shorted columns (``MIRI_SHORTED_COLUMNS``)."""
+def miri_bad_columns(dimensions, xstart=1, columns=None):
+    """Map (1) of the MIRI shorted columns in an image of ``dimensions`` (y, x).
+
+    ``xstart`` is the image's first full-frame column (SUBSTRT1, 1-based), so a
+    subarray gets the columns it contains; ``columns`` (0-based full-frame)
+    default to ``MIRI_SHORTED_COLUMNS``.
+    """
     out = np.zeros(dimensions, np.uint8)
-    for c in MIRI_SHORTED_COLUMNS:
-        if 0 <= c < dimensions[1]:
-            out[:, c] = 1
+    for c in MIRI_SHORTED_COLUMNS if columns is None else columns:
+        x = int(c) - (int(xstart) - 1)
+        if 0 <= x < dimensions[1]:
+            out[:, x] = 1
     return out
 
 
@@ -501,8 +509,8 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
         maps["OTHER_BAD_PIXEL"] = nodata.astype(np.uint8)
         do_not_use = list(do_not_use) + ["OTHER_BAD_PIXEL"]
     maps["REFERENCE_PIXEL"] = refpix.astype(np.uint8)
-    if instrument.upper() == "MIRI":
-        maps["DO_NOT_USE"] = miri_bad_columns((ny, nx))
+    if instrument.upper() == "MIRI" and str(detector).upper() == "MIRIMAGE":
+        maps["DO_NOT_USE"] = miri_bad_columns((ny, nx), int(hdr.get("SUBSTRT1", 1)))
     final = combine_individual_maps(maps, do_not_use)
 
     manual = determine_manual_file(instrument, detector) if manual_flag_file == "default" \
