@@ -4,6 +4,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
@@ -163,3 +164,39 @@ def test_first_hit_mask():
     m = first_hit_mask(gdq)
     assert list(m[0, :, 0, 0]) == [False, False, True, True, True]
     assert list(m[0, :, 0, 1]) == [False, False, False, False, True]
+
+
+def _miri_jump_file(path, nints, rng, jump, ngroups=6, shape=(64, 72)):
+    """A MIRI jump-step-like product: SCI ramps of known slope, GROUPDQ (with a jump)."""
+    t = np.arange(1, ngroups + 1, dtype=np.float32)[None, :, None, None]
+    level = np.where(np.arange(nints)[:, None, None, None] == 0, 2.0, 1.0)   # first int: 2 DN/group
+    sci = (level * t + rng.normal(0, 0.01, (nints, ngroups) + shape)).astype(np.float32)
+    gdq = np.zeros(sci.shape, np.uint8)
+    if jump:
+        gdq[0, 3, 5, 5] = flag_value("JUMP_DET")
+        sci[0, 3:, 5, 5] += 1000                               # a cosmic ray from group 3 on
+    hdr = fits.Header({"INSTRUME": "MIRI", "DETECTOR": "MIRIMAGE", "SUBARRAY": "SUB64",
+                       "SUBSTRT1": 1, "SUBSTRT2": 779, "SUBSIZE1": shape[1],
+                       "SUBSIZE2": shape[0], "READPATT": "FAST", "NGROUPS": ngroups,
+                       "NINTS": nints, "NFRAMES": 1, "GROUPGAP": 0})
+    fits.HDUList([fits.PrimaryHDU(header=hdr), fits.ImageHDU(sci, name="SCI"),
+                  fits.ImageHDU(gdq, name="GROUPDQ")]).writeto(path)
+    return str(path)
+
+
+def test_miri_darks_keep_the_first_integration_apart(tmp_path):
+    """MIRI: the first integration and the rest make the two integrations of a
+    DarkMIRIModel; files with different numbers of integrations all count."""
+    rng = np.random.default_rng(4)
+    files = [_miri_jump_file(tmp_path / f"d{k}_jump.fits", n, rng, jump=k == 0)
+             for k, n in enumerate((3, 2, 1))]
+    d = Dark(files, output_file=tmp_path / "out" / "dark.fits", contribution_file=None)
+    assert d.dark.shape == (2, 6, 64, 72)
+    np.testing.assert_allclose(d.dark[0, :, 20, 20], 2.0 * np.arange(1, 7), atol=0.05)
+    np.testing.assert_allclose(d.dark[1, :, 20, 20], np.arange(1, 7), atol=0.05)
+    # first integrations: 3 files; the rest: 2 + 1 + 0
+    assert (d.num_good[0, :, 20, 20] == 3).all() and (d.num_good[1, :, 20, 20] == 3).all()
+    # the cosmic ray leaves its integration out from its group on
+    assert d.num_good[0, :3, 5, 5].tolist() == [3, 3, 3] and (d.num_good[0, 3:, 5, 5] == 2).all()
+    model = dm.DarkMIRIModel(str(d.path))
+    assert model.data.shape == (2, 6, 64, 72) and model.meta.instrument.detector == "MIRIMAGE"

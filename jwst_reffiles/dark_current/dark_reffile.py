@@ -63,6 +63,10 @@ def first_hit_mask(groupdq: np.ndarray, bad_flags: int | None = None) -> np.ndar
     return hit
 
 
+def _set(int_sets, k):
+    return int_sets[k] if k < len(int_sets) else []
+
+
 def _jump_file_for(path: Path) -> Path | None:
     """The GROUPDQ source of an input: itself when it has JUMP_DET, else <exposure>_jump.fits."""
     with fits.open(path) as hdul:
@@ -168,8 +172,8 @@ class Dark:
         dqs = {f: fits.open(j, memmap=True) for f, j in jump_files.items()}
         try:
             nints, ngroups, ny, nx = ramps[0].shape
-            int_sets = self._groups_of(min(r.shape[0] for r in ramps))
-            nout = len(int_sets)
+            # output integrations (MIRI: the first, and the rest where files have more)
+            nout = max(len(self._groups_of(r.shape[0])) for r in ramps)
             dark = np.empty((nout, ngroups, ny, nx), np.float32)
             err = np.empty_like(dark)
             num_good = np.empty((nout, ngroups, ny, nx), np.int32)
@@ -178,25 +182,34 @@ class Dark:
             rows = int(max(1, min(ny, self.memory_bytes // row_bytes)))
             log.info("dark: %d files, %d integrations x %d groups, %d rows per block",
                      len(ramps), nstack, ngroups, rows)
+            dtype = np.float32 if all(r.exact_in_float32 for r in ramps) else np.float64
             for y0 in range(0, ny, rows):
                 y1 = min(ny, y0 + rows)
-                per_int = []
+                # every file's integrations into one block, NaN from the first hit on
+                stack = np.empty((nstack, ngroups, y1 - y0, nx), dtype)
+                firsts, i = [], 0
                 for r, f in zip(ramps, self.file_list):
-                    data = r.read(y0, y1, dtype=np.float32 if r.exact_in_float32
-                                  else np.float64)
+                    part = stack[i:i + r.shape[0]]
+                    part[...] = r.read(y0, y1, dtype=dtype)
                     gdq = dqs[f]["GROUPDQ"].section[:, :, y0:y1, :]
-                    np.copyto(data, np.nan, where=first_hit_mask(gdq))
-                    per_int.append(data)
-                for k, ints in enumerate(int_sets):
-                    block = np.concatenate([d[[i for i in ints if i < d.shape[0]]]
-                                            for d in per_int])
-                    for g in range(ngroups):
-                        st = stack_stats(block[:, g], sigma=self.sigma_threshold,
-                                         maxiters=self.max_clipping_iters,
-                                         memory_bytes=self.memory_bytes)
-                        dark[k, g, y0:y1] = st.mean
-                        err[k, g, y0:y1] = st.std
-                        num_good[k, g, y0:y1] = st.count
+                    np.copyto(part, np.nan, where=first_hit_mask(gdq))
+                    firsts.append(i)
+                    i += r.shape[0]
+                for k in range(nout):
+                    if nout == 1:
+                        block = stack               # every integration of every file
+                    else:                           # each file's integrations of set k
+                        block = stack[[f0 + j for f0, r in zip(firsts, ramps)
+                                       for j in _set(self._groups_of(r.shape[0]), k)]]
+                    # all groups in one call: (n, ngroups * rows, nx)
+                    st = stack_stats(block.reshape(block.shape[0], -1, nx),
+                                     sigma=self.sigma_threshold,
+                                     maxiters=self.max_clipping_iters,
+                                     memory_bytes=self.memory_bytes)
+                    shape = (ngroups, y1 - y0, nx)
+                    dark[k, :, y0:y1] = st.mean.reshape(shape)
+                    err[k, :, y0:y1] = st.std.reshape(shape)
+                    num_good[k, :, y0:y1] = st.count.reshape(shape)
         finally:
             for r in ramps:
                 r.close()
