@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
-           "image_stats", "nanmedian", "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
+           "image_stats", "nanmedian", "robust_stats", "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -61,6 +61,33 @@ class ArraySource:
 
     def read(self, y0: int, y1: int) -> np.ndarray:
         return self.array[:, y0:y1]
+
+
+#: 1 / Phi^-1(3/4): the median absolute deviation of a normal sample, in sigma
+MAD_TO_SIGMA = 1.482602218505602
+
+#: above this many values, :func:`robust_stats` judges an even subsample
+ROBUST_MAX_VALUES = 1 << 20
+
+
+def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[float, float]:
+    """(median, 1.4826 x median absolute deviation) of the finite ``values``.
+
+    For a detector-wide level and scatter (thresholds of bad-pixel searches):
+    above ``max_values`` values an even, deterministic subsample of about that
+    many (every k-th value) is judged -- the median of 2**20 normal values is
+    within 0.0012 sigma of the whole frame's, at a sixteenth of the cost on a
+    full frame.  ``max_values=None`` uses every value.  (NaN, NaN) if none is
+    finite.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if max_values is not None and v.size > max_values:
+        v = v[:: -(-v.size // max_values)]
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    med = float(np.median(v))
+    return med, float(MAD_TO_SIGMA * np.median(np.abs(v - med)))
 
 
 def nanmedian(a, axis: int = 0) -> np.ndarray:

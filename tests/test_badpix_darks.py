@@ -159,6 +159,12 @@ def test_ramp_kernels_equal_their_numpy_formulation(ngroups):
     skip = (gdq & flag_value(["JUMP_DET", "SATURATED"])) > 0
     for got, want in zip(bd._difference_noise(ramp, gdq), _numpy_difference_noise(ramp, skip)):
         np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    t = np.arange(ngroups, dtype=float)[:, None, None]
+    for part, got in zip((ramp, ramp[ngroups // 2:] if ngroups - ngroups // 2 >= 2 else ramp),
+                         bd.ramp_slopes(ramp)):
+        tp = t[:part.shape[0]] - t[:part.shape[0]].mean()
+        want = (tp * (part - part.mean(axis=0, dtype=float))).sum(axis=0) / (tp ** 2).sum()
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     for sigma in (None, np.full((40, 50), 6.0)):
         got = bd.real_jumps(ramp, gdq, 5.0, 4.0, sigma=sigma)
         want = _numpy_real_jumps(ramp, gdq, 5.0, 4.0, sigma=sigma)

@@ -126,3 +126,32 @@ def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sig
                         break
             flagged = (gdq[k + 1, p] & jump_bit) != 0
             out[k + 1, p] = (flagged and abs(d[k] - med) / s > nsigma) or step
+
+
+@njit(cache=True, nogil=True)
+def _slope(ramp, p, g0, g1):
+    """Least-squares slope (per group) of pixel p's groups g0..g1-1."""
+    m = g1 - g0
+    tm = (m - 1) / 2.0
+    ym = 0.0
+    for g in range(g0, g1):
+        ym += np.float64(ramp[g, p])
+    ym /= m
+    num = 0.0
+    den = 0.0
+    for g in range(g0, g1):
+        t = (g - g0) - tm
+        num += t * (np.float64(ramp[g, p]) - ym)
+        den += t * t
+    return num / den
+
+
+@njit(cache=True, nogil=True)
+def ramp_slopes(ramp, whole, late):
+    """Per pixel of ``ramp`` (ngroups >= 2, npix): the slope of the whole ramp and
+    of its second half (the whole ramp's when the half has fewer than 2 groups)."""
+    ngroups, npix = ramp.shape
+    h = ngroups // 2
+    for p in range(npix):
+        whole[p] = _slope(ramp, p, 0, ngroups)
+        late[p] = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole[p]

@@ -65,7 +65,7 @@ from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
-from ..stats import image_stats, in_threads
+from ..stats import image_stats, in_threads, robust_stats
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,13 @@ def _pixels(a):
     return a.reshape(a.shape[0], -1)
 
 
+def _dq(groupdq):
+    """A GROUPDQ array as it is when of an unsigned type (jwst's are uint8), else uint32."""
+    groupdq = np.asarray(groupdq)
+    return groupdq if groupdq.dtype in (np.uint8, np.uint16, np.uint32) else \
+        groupdq.astype(np.uint32)
+
+
 def _difference_noise(ramp, groupdq, skip_bits=None):
     """(median, robust sigma) of each pixel's group differences, leaving out those
     onto a group with any of ``skip_bits`` (default JUMP_DET and SATURATED).
@@ -131,7 +138,7 @@ def _difference_noise(ramp, groupdq, skip_bits=None):
     shape = ramp.shape[1:]
     med = np.empty(int(np.prod(shape)))
     sigma = np.empty_like(med)
-    r, dq = _pixels(ramp), _pixels(np.asarray(groupdq, np.uint32))
+    r, dq = _pixels(ramp), _pixels(_dq(groupdq))
     in_threads(lambda a, b: difference_noise(r[:, a:b], dq[:, a:b], int(skip), med[a:b],
                                              sigma[a:b]), med.size)
     return med.reshape(shape), sigma.reshape(shape)
@@ -154,7 +161,7 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
     one short ramp, whose underestimates would pass for steps.
     """
     from ._rampkernel import real_jumps as kernel
-    groupdq = np.asarray(groupdq, np.uint32)
+    groupdq = _dq(groupdq)
     flagged = (groupdq & flag_value("JUMP_DET")) > 0
     ramp = np.asarray(ramp)
     if ramp.shape[0] < 3:
@@ -177,16 +184,24 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
 
 
 def ramp_slopes(ramp):
-    """(whole-ramp slope, second-half slope) per pixel of one integration, per group."""
-    ramp = np.asarray(ramp, dtype=np.float64)
-    n = ramp.shape[0]
+    """(whole-ramp slope, second-half slope) per pixel of one integration, per group.
 
-    def lsq(block):
-        t = np.arange(block.shape[0], dtype=np.float64)
-        t -= t.mean()
-        return np.tensordot(t, block - block.mean(axis=0), axes=(0, 0)) / (t ** 2).sum()
-
-    return lsq(ramp), lsq(ramp[n // 2:]) if n - n // 2 >= 2 else lsq(ramp)
+    Least-squares slopes of a ramp (ngroups, y, x); the second half is the
+    groups from ngroups // 2 on (the whole ramp when that leaves one group).
+    NaN for a ramp of one group.
+    """
+    from ._rampkernel import ramp_slopes as kernel
+    ramp = np.asarray(ramp)
+    if ramp.dtype not in (np.float32, np.float64):
+        ramp = ramp.astype(np.float64)
+    if ramp.shape[0] < 2:
+        nan = np.full(ramp.shape[1:], np.nan)
+        return nan, nan.copy()
+    r = _pixels(ramp)
+    whole = np.empty(r.shape[1])
+    late = np.empty(r.shape[1])
+    in_threads(lambda a, b: kernel(r[:, a:b], whole[a:b], late[a:b]), r.shape[1])
+    return whole.reshape(ramp.shape[1:]), late.reshape(ramp.shape[1:])
 
 
 def pedestal_stats(pedestal_array, threshold=5, mask=None):
@@ -217,11 +232,7 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     if use.sum() < 10:
         return ped
 
-    def robust(v):
-        med = np.median(v)
-        return med, 1.4826 * np.median(np.abs(v - med))
-
-    med, sig = robust(rate[use])
+    med, sig = robust_stats(rate[use])
     use &= np.abs(rate - med) <= nsigma * max(sig, 1e-12)
     a, b = 0.0, np.median(ped[use]) if use.any() else 0.0
     for _ in range(iterations):
@@ -229,7 +240,7 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
             break
         a, b = _line_fit(rate[use], ped[use])
         res = ped - (a * rate + b)
-        rmed, rsig = robust(res[use])
+        rmed, rsig = robust_stats(res[use])
         new = use & (np.abs(res - rmed) <= nsigma * max(rsig, 1e-12))
         if new.sum() == use.sum():
             break
@@ -454,13 +465,12 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                 # saturating pixel, whose values are ordinary
                 g1 = min(1, saturated.shape[0] - 1)
                 level = sci[i, g1]
-                med = np.nanmedian(level)
-                mad = 1.4826 * np.nanmedian(np.abs(level - med))
+                med, mad = robust_stats(level)
                 sat0 = saturated[g1] & (level > med + 20 * max(mad, 1.0))
                 sat_count += sat0
                 last = sci[i, -1]
-                bright_count += last > np.nanmedian(last) + 20 * max(
-                    1.4826 * np.nanmedian(np.abs(last - np.nanmedian(last))), 1.0) + 1000
+                last_med, last_sig = robust_stats(last)
+                bright_count += last > last_med + 20 * max(last_sig, 1.0) + 1000
                 # jwst's saturation step also flags the neighbours of saturating
                 # pixels; a slope needs three unsaturated groups
                 unsat_ok = (~saturated).sum(axis=0) >= 3
