@@ -170,3 +170,19 @@ def test_threads_do_not_change_the_result(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "many")
     with pytest.raises(ValueError, match=THREADS_ENV):
         stack_stats(stack)
+
+
+def test_robust_stats():
+    from jwst_reffiles.stats import robust_stats
+    rng = np.random.default_rng(3)
+    v = rng.normal(10, 2, 5001)
+    v[:7] = np.nan
+    med, sig = robust_stats(v)
+    w = v[np.isfinite(v)]
+    assert med == np.median(w)
+    assert sig == pytest.approx(1.482602218505602 * np.median(np.abs(w - np.median(w))))
+    big = rng.normal(10, 2, 3 * 2**20 + 5)
+    full = robust_stats(big, max_values=None)
+    sub = robust_stats(big)                        # every 4th value judged
+    assert abs(sub[0] - full[0]) < 0.01 * 2 and abs(sub[1] / full[1] - 1) < 0.01
+    assert np.isnan(robust_stats([np.nan, np.inf])).all()
