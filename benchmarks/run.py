@@ -2,9 +2,14 @@
 
 Each benchmark reports ratios against a baseline measured in the same run (never a
 lone time): simulating and writing an exposure against writing the same uint16 ramp
-through stdatamodels alone (the I/O floor) and through plain astropy FITS.
+through stdatamodels alone (the I/O floor) and through plain astropy FITS; the
+algorithms on 10 and 40 full-frame darks against astropy's whole-stack clipping;
+superbias, readnoise, dark and bad pixel mask against the predecessor
+(jwst-reffiles 1.0.1 in a virtualenv of its own) on the same files, each as a fresh
+process and as the call alone after a warm-up call (the dark and bad-pixel inputs are
+made by calwebb_detector1 through our stage 1, once per output directory: minutes).
 
-    python benchmarks/run.py --outdir bench_output [--repeat 3]
+    python benchmarks/run.py --outdir bench_output [--repeat 3] [--only NAME]
 """
 
 from __future__ import annotations
@@ -166,23 +171,29 @@ _ALGO_SNIPPETS = {
 
 
 def _measure(snippet: str, files, out, python: str | None = None,
-             warm: bool = False) -> tuple[float, float]:
+             warm: bool = False, variables: dict | None = None) -> tuple[float, float]:
     """Wall time [s] and peak RSS [GiB] of a snippet run in a fresh process.
 
     The process runs in the output's directory (whatever it writes beside its
     output stays there), so paths are made absolute first.  ``warm``: the
-    snippet runs once first on two of the files (imports, the data models'
-    and asdf's one-time set-up) and only the second call is timed.
+    snippet runs once first (on two of the files, or, with ``variables``, on
+    the same inputs: imports, the data models' and asdf's one-time set-up,
+    compiled kernels) and only the second call is timed.  ``variables``: more
+    names (str -> list of paths) the snippet uses.
     """
     import subprocess
     out = Path(out).resolve()
     files = [str(Path(f).resolve()) for f in files]
+    variables = {k: [str(Path(f).resolve()) for f in v] for k, v in (variables or {}).items()}
     warmup = ""
-    if warm:
+    if warm and variables:
+        warmup = ("_out = out\nout = _out + '.warmup.fits'\n" + snippet + "\nout = _out\n")
+    elif warm:
         warmup = ("_all, _out = files, out\nfiles, out = _all[:2], out + '.warmup.fits'\n"
                   + snippet + "\nfiles, out = _all, _out\n")
     code = ("import resource, sys, time, json\n"
-            f"files = {[str(f) for f in files]!r}\nout = {str(out)!r}\n" + warmup +
+            f"files = {files!r}\nout = {str(out)!r}\n"
+            + "".join(f"{k} = {v!r}\n" for k, v in variables.items()) + warmup +
             "t0 = time.perf_counter()\n" + snippet + "\n"
             "print(json.dumps([time.perf_counter() - t0, "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20]))\n")
@@ -238,6 +249,55 @@ def predecessor_python(outdir: Path) -> str:
     return str(python)
 
 
+def calibrated_products(outdir: Path, ndarks: int = 10, nflats: int = 3) -> dict:
+    """Full-frame darks and flats (5 groups, 1 integration) through calwebb_detector1,
+    offline, by our stage 1: the darks to jump and to rate (rateints, fitopt), the
+    flats to rate.  Made once per output directory (minutes); returns the paths."""
+    import textwrap
+
+    from astropy.table import Table
+
+    from jwst_reffiles.config import load_config
+    from jwst_reffiles.simulate import make_truth, simulate_dataset
+    from jwst_reffiles.stage1 import calibrate_inputs, organise_inputs
+
+    work = (outdir / "products").resolve()
+    index = work / f"products_{ndarks}_{nflats}.json"
+    if index.exists():
+        return json.loads(index.read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    sim = simulate_dataset(work / "sim", subarray="FULL", ngroups=5, nints=1, ndarks=ndarks,
+                           nflats=nflats, flat_flux=[3000.0], seed=3,
+                           truth=make_truth("NRCA1", seed=3), cadence_days=0.1)
+    steps = "dq_init, saturation, superbias, refpix, linearity, jump"   # no dark subtraction
+    cfg = work / "main.cfg"
+    cfg.write_text(textwrap.dedent(f"""
+        reflabels: [dj, dr, fr]
+        reftypes: [bpm]
+        output: {{outrootdir: {work / 'out'}, runID: 1}}
+        reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits'}}
+        dj: {{reftype: bpm, imtypes: D+, ssbsteps: '{steps}'}}
+        dr: {{reftype: bpm, imtypes: D+, ssbsteps: '{steps}, rate'}}
+        fr: {{reftype: bpm, imtypes: F+, ssbsteps: 'rate-'}}
+        """))
+    s1 = organise_inputs(load_config(cfg), "dj,dr,fr", [str(p) for p in sim.files()])
+    t0 = time.perf_counter()
+    plan, outcomes = calibrate_inputs(s1, jobs=2)
+    failed = [o.error for o in outcomes if not o.ok]
+    if failed:
+        raise RuntimeError(f"calibrating the benchmark's inputs failed: {failed[:3]}")
+    prods = Table.read(s1.layout.rundir / "ssb_products.ecsv")
+
+    def column(name, label):
+        return [str(p) for p, lab in zip(prods[name], prods["reflabel"]) if lab == label]
+    paths = {"dark_uncal": [str(p) for p in sim.files("dark")],
+             "dark_jump": column("product", "dj"), "dark_rate": column("product", "dr"),
+             "dark_fitopt": column("fitopt", "dr"), "flat_rate": column("product", "fr"),
+             "calibration_s": round(time.perf_counter() - t0, 1)}
+    index.write_text(json.dumps(paths, indent=1))
+    return paths
+
+
 def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
     """Ours and the predecessor on the same files, same calls, in the same run."""
     from jwst_reffiles.simulate import make_truth, simulate_dataset
@@ -248,26 +308,45 @@ def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
                            nflats=0, seed=3, truth=make_truth("NRCA1", seed=3),
                            write_reffiles=False, cadence_days=0.1)
     files = [str(f.resolve()) for f in sim.files("dark")]
+    products = calibrated_products(outdir, ndarks=nfiles)
     pred = predecessor_python(outdir.resolve())
+    bpm_inputs = {"flats": products["flat_rate"], "rates": products["dark_rate"],
+                  "uncal": products["dark_uncal"], "jumps": products["dark_jump"],
+                  "fitopt": products["dark_fitopt"]}
     calls = {
         "superbias": ("from jwst_reffiles.superbias.superbias import make_superbias\n"
-                      "make_superbias(files, outfile=out)"),
+                      "make_superbias(files, outfile=out)", files, None),
         # consecutive: the predecessor's 'independent' crashes for odd NGROUPS
         "readnoise": ("from jwst_reffiles.readnoise.readnoise import make_readnoise\n"
                       "make_readnoise(files, method='stack', group_diff_type='consecutive', "
-                      "outfile=out)"),
+                      "outfile=out)", files, None),
+        # the documented defaults (max_equivalent_groups=60 suits full frame)
+        "dark": ("from jwst_reffiles.dark_current.dark_reffile import Dark\n"
+                 "Dark(file_list=files, pedigree='GROUND', descrip='benchmark dark', "
+                 "author='bench', use_after='2019-04-01T00:00:00', history='benchmark', "
+                 "output_file=out)", products["dark_jump"], None),
+        "bad_pixel_mask": ("from jwst_reffiles.bad_pixel_mask.bad_pixel_mask import bad_pixels\n"
+                           "bad_pixels(flat_slope_files=flats, dark_slope_files=rates, "
+                           "dark_uncal_files=uncal, dark_jump_files=jumps, "
+                           "dark_fitopt_files=fitopt, output_file=out)",
+                           products["dark_rate"], bpm_inputs),
     }
     result = {"benchmark": f"ours vs {PREDECESSOR} (own venv), {nfiles} full-frame NIRCam darks, "
-                           "1 int x 5 groups, same calls, same run"}
-    for name, snippet in calls.items():
-        t_ours, m_ours = _measure(snippet, files, work / f"ours_{name}.fits")
-        t_pred, m_pred = _measure(snippet, files, work / f"pred_{name}.fits", python=pred)
+                           "1 int x 5 groups (and 3 flats for the bad pixel mask), same calls, "
+                           "same run",
+              "inputs_calibration_s": products["calibration_s"]}
+    for name, (snippet, inputs, variables) in calls.items():
+        t_ours, m_ours = _measure(snippet, inputs, work / f"ours_{name}.fits",
+                                  variables=variables)
+        t_pred, m_pred = _measure(snippet, inputs, work / f"pred_{name}.fits", python=pred,
+                                  variables=variables)
         # the call alone, after a warm-up call in the same process: both packages
         # share a fixed start-up (jwst/stdatamodels imports, asdf's extension set-up
         # at the first data model: seconds) that no algorithm can shorten
-        w_ours, _ = _measure(snippet, files, work / f"ours_{name}_warm.fits", warm=True)
-        w_pred, _ = _measure(snippet, files, work / f"pred_{name}_warm.fits", python=pred,
-                             warm=True)
+        w_ours, _ = _measure(snippet, inputs, work / f"ours_{name}_warm.fits", warm=True,
+                             variables=variables)
+        w_pred, _ = _measure(snippet, inputs, work / f"pred_{name}_warm.fits", python=pred,
+                             warm=True, variables=variables)
         result.update({f"{name}_ours_s": round(t_ours, 1), f"{name}_predecessor_s": round(t_pred, 1),
                        f"{name}_speedup": round(t_pred / t_ours, 1),
                        f"{name}_ours_call_s": round(w_ours, 2),

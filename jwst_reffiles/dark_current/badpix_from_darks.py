@@ -448,7 +448,9 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
         high_file = np.zeros(shape, bool)
         with fits.open(jf) as hdul:
             gdq = hdul["GROUPDQ"].data
-            sci = hdul["SCI"].data
+            # native float32 once (FITS data are big-endian; every step below
+            # would otherwise convert its own copy)
+            sci = np.asarray(hdul["SCI"].data, dtype=np.float32)
             # each pixel's difference noise: the median of its integrations'
             # (robust to the integrations where it switches when there are 3 or
             # more; with fewer, each integration's own)
