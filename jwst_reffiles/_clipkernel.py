@@ -26,8 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: 1 / Phi^-1(3/4): the median absolute deviation of a normal sample, in sigma.
-MAD_TO_SIGMA = 1.482602218505602
+from .stats import MAD_TO_SIGMA
 
 
 @njit(cache=True, nogil=True)

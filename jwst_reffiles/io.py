@@ -158,9 +158,8 @@ def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> n
     left out); consecutive: (1-0), (2-1), ...  A difference with a non-finite
     read is NaN.  float32 data stay float32 (exact for raw DN), others float64.
     """
-    data = np.asarray(data)
-    if data.dtype not in (np.float32, np.float64):
-        data = data.astype(np.float64)
+    from .stats import as_float
+    data = as_float(data)
     if data.ndim == 3:
         data = data[None]
     with np.errstate(invalid="ignore"):          # inf - inf: NaN, made so below anyway

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
-           "image_stats", "nanmedian", "robust_stats", "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
+           "image_stats", "nanmedian", "robust_stats", "as_float", "MAD_TO_SIGMA", "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -70,6 +70,13 @@ MAD_TO_SIGMA = 1.482602218505602
 ROBUST_MAX_VALUES = 1 << 20
 
 
+def as_float(a) -> np.ndarray:
+    """``a`` as an array the compiled kernels take: native float32 or float64 as
+    it is (no copy), anything else (integers, big-endian FITS data) as float64."""
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
 def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[float, float]:
     """(median, 1.4826 x median absolute deviation) of the finite ``values``.
 
@@ -94,10 +101,7 @@ def nanmedian(a, axis: int = 0) -> np.ndarray:
     """Median along ``axis`` ignoring NaN (NaN where none); a fast, silent
     ``np.nanmedian`` for the short axes of stacks (the clipping kernel with no
     clipping: one gather and sort, threaded, no warnings)."""
-    a = np.asarray(a)
-    if a.dtype not in (np.float32, np.float64):
-        a = a.astype(np.float64)
-    a = np.moveaxis(a, axis, 0)
+    a = np.moveaxis(as_float(a), axis, 0)
     shape = a.shape[1:]
     data = a.reshape(a.shape[0], -1)
     _, med, _, _, _ = _clip_columns(data, 0.0, 0.0, 0, threads=kernel_threads())
@@ -155,9 +159,7 @@ def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxi
     """
     from ._clipkernel import clip_sorted_rows, gather_rows
 
-    data = np.asarray(data)
-    if data.dtype not in (np.float32, np.float64):
-        data = data.astype(np.float64)
+    data = as_float(data)
     nstack, npix = data.shape
     if scratch is None or scratch.size < nstack * npix:
         scratch = np.empty(nstack * npix)

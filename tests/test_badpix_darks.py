@@ -7,6 +7,7 @@ import pytest
 
 from jwst_reffiles.dark_current import badpix_from_darks as bd
 from jwst_reffiles.dq import flag_value
+from jwst_reffiles.stats import MAD_TO_SIGMA
 
 
 N = 320
@@ -119,10 +120,10 @@ def _numpy_difference_noise(ramp, skip):
         warnings.simplefilter("ignore", RuntimeWarning)
         quiet = np.where(skip[1:], np.nan, d)
         med = np.nanmedian(quiet, axis=0)
-        sigma = 1.4826 * np.nanmedian(np.abs(quiet - med), axis=0)
+        sigma = MAD_TO_SIGMA * np.nanmedian(np.abs(quiet - med), axis=0)
     lost = ~np.isfinite(med)
     med[lost] = np.median(d[:, lost], axis=0)
-    sigma[lost] = 1.4826 * np.median(np.abs(d[:, lost] - med[lost]), axis=0)
+    sigma[lost] = MAD_TO_SIGMA * np.median(np.abs(d[:, lost] - med[lost]), axis=0)
     return med, sigma
 
 

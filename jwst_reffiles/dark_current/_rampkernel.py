@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-MAD_TO_SIGMA = 1.4826
+from ..stats import MAD_TO_SIGMA
 
 
 @njit(cache=True, nogil=True)

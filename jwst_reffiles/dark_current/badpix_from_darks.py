@@ -65,7 +65,7 @@ from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
-from ..stats import image_stats, in_threads, robust_stats
+from ..stats import as_float, image_stats, in_threads, robust_stats
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +132,7 @@ def _difference_noise(ramp, groupdq, skip_bits=None):
     """
     from ._rampkernel import difference_noise
     skip = flag_value(["JUMP_DET", "SATURATED"]) if skip_bits is None else skip_bits
-    ramp = np.asarray(ramp)
-    if ramp.dtype not in (np.float32, np.float64):
-        ramp = ramp.astype(np.float64)
+    ramp = as_float(ramp)
     shape = ramp.shape[1:]
     med = np.empty(int(np.prod(shape)))
     sigma = np.empty_like(med)
@@ -163,11 +161,9 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
     from ._rampkernel import real_jumps as kernel
     groupdq = _dq(groupdq)
     flagged = (groupdq & flag_value("JUMP_DET")) > 0
-    ramp = np.asarray(ramp)
+    ramp = as_float(ramp)
     if ramp.shape[0] < 3:
         return flagged
-    if ramp.dtype not in (np.float32, np.float64):
-        ramp = ramp.astype(np.float64)
     out = np.empty(ramp.shape, dtype=bool)
     use_sigma = sigma is not None
     sig = (np.ascontiguousarray(np.broadcast_to(np.asarray(sigma, np.float64),
@@ -191,9 +187,7 @@ def ramp_slopes(ramp):
     NaN for a ramp of one group.
     """
     from ._rampkernel import ramp_slopes as kernel
-    ramp = np.asarray(ramp)
-    if ramp.dtype not in (np.float32, np.float64):
-        ramp = ramp.astype(np.float64)
+    ramp = as_float(ramp)
     if ramp.shape[0] < 2:
         nan = np.full(ramp.shape[1:], np.nan)
         return nan, nan.copy()
