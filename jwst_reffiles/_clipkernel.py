@@ -13,8 +13,7 @@ rows (its vectorised sort, NaNs last; far faster than a per-pixel sort in
 compiled code, which is dominated by branch mispredictions), and
 :func:`clip_sorted_rows` iterates on each sorted row.  This gives the
 statistics of :func:`astropy.stats.sigma_clip` with ``axis=0`` (the tests in
-``tests/test_stats.py`` compare them) in one pass over the data, with no
-temporary arrays of the stack's size.
+``tests/test_stats.py`` compare them); the only temporary is the block of rows.
 
 Compiled with numba (``cache=True``: compiled once per installation, loaded in
 milliseconds by later processes); ``nogil``, so threads of a Dask worker run
@@ -30,8 +29,29 @@ from .stats import MAD_TO_SIGMA
 
 
 @njit(cache=True, nogil=True)
+def _sort(a, m):
+    """Sort a[:m] in place (NaNs last): insertion sort for a few values (numba's
+    general sort costs far more per call), its sort above 32."""
+    if m > 32:
+        a[:m].sort()
+        return
+    for i in range(1, m):
+        v = a[i]
+        j = i - 1
+        if np.isnan(v):
+            continue
+        while j >= 0 and (np.isnan(a[j]) or a[j] > v):
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+@njit(cache=True, nogil=True)
 def _run_median(s, lo, hi):
+    """Median of the sorted run s[lo:hi] (NaN if empty)."""
     m = hi - lo
+    if m <= 0:
+        return np.nan
     mid = lo + m // 2
     if m % 2 == 1:
         return s[mid]
@@ -77,8 +97,9 @@ def clip_sorted_rows(rows, sigma_lower, sigma_upper, maxiters, use_mad, reinclud
     spread is 1.4826 x the median absolute deviation instead of the standard
     deviation.  ``reinclude``: the values kept are all those within the last
     bounds (astropy's ``sigma_clip`` along an axis), not only the survivors of
-    every iteration (its ``sigma_clipped_stats(axis=None)``).  With ``use_companion``, the sum of ``companion`` (N, npix) over
-    the values of ``data`` (N, npix) that were kept goes to ``companion_sum``.
+    every iteration (its ``sigma_clipped_stats(axis=None)``).  With
+    ``use_companion``, the sum of ``companion`` (N, npix) over the values of
+    ``data`` (N, npix) that were kept goes to ``companion_sum``.
     A pixel with no value left gets NaN statistics and count 0.
     """
     npix, nstack = rows.shape
@@ -101,9 +122,8 @@ def clip_sorted_rows(rows, sigma_lower, sigma_upper, maxiters, use_mad, reinclud
                 m = hi - lo
                 for k in range(m):
                     dev[k] = abs(s[lo + k] - centre)
-                d_run = dev[:m]
-                d_run.sort()
-                spread = MAD_TO_SIGMA * _run_median(d_run, 0, m)
+                _sort(dev, m)
+                spread = MAD_TO_SIGMA * _run_median(dev, 0, m)
             else:
                 spread = sd
             lower = centre - sigma_lower * spread

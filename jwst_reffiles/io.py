@@ -178,6 +178,12 @@ def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> n
     return diffs.reshape((-1,) + diffs.shape[2:])
 
 
+def read_dtype(ramps) -> type:
+    """The dtype to read several :class:`RampFile` in: float32 where every one is
+    exact in it, else float64."""
+    return np.float32 if all(r.exact_in_float32 for r in ramps) else np.float64
+
+
 class _RampFiles:
     """Several ramp files of one image size, opened for row-block reading."""
 
@@ -190,9 +196,8 @@ class _RampFiles:
             raise ValueError("the input ramps have different image sizes: " + ", ".join(
                 f"{f.path.name} {f.shape[2:]}" for f in self.files))
         self.image_shape = self.files[0].shape[2:]
-        #: the dtype blocks are read in: float32 where every file is exact in it
-        self.dtype = (np.float32 if all(f.exact_in_float32 for f in self.files)
-                      else np.float64)
+        #: the dtype blocks are read in
+        self.dtype = read_dtype(self.files)
 
     def _fill(self, parts, y0, y1):
         """One (N, y1-y0, nx) block from each file's part (a callable of the file)."""

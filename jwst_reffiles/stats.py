@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
-           "image_stats", "nanmedian", "robust_stats", "as_float", "MAD_TO_SIGMA", "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
+           "image_stats", "nanmedian", "robust_stats", "as_float", "MAD_TO_SIGMA",
+           "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -104,7 +105,7 @@ def nanmedian(a, axis: int = 0) -> np.ndarray:
     a = np.moveaxis(as_float(a), axis, 0)
     shape = a.shape[1:]
     data = a.reshape(a.shape[0], -1)
-    _, med, _, _, _ = _clip_columns(data, 0.0, 0.0, 0, threads=kernel_threads())
+    _, med, _, _, _ = _clip_columns(data, 0.0, 0.0, 0)
     return med.reshape(shape)
 
 
@@ -147,15 +148,15 @@ def in_threads(work, npix: int, threads: int | None = None) -> None:
 def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
                   stdfunc: str = "std", companion: np.ndarray | None = None,
                   scratch: np.ndarray | None = None, reinclude: bool = True,
-                  threads: int = 1):
+                  threads: int | None = None):
     """Sigma-clip each column of a (N, npix) block; (mean, median, std, count, companion sum).
 
     Each pixel's values are gathered into a row, the rows sorted (numpy), and
     the compiled kernel (:mod:`jwst_reffiles._clipkernel`) moves the ends of
     each row's kept run inward per iteration.  ``scratch``: a float64 buffer of
     at least N x npix values to reuse (saves the page faults of a new one).
-    ``threads``: the columns are split between this many threads (the kernel
-    and numpy's sort release the GIL).
+    ``threads``: the columns are split between this many threads (default
+    :func:`kernel_threads`; the kernel and numpy's sort release the GIL).
     """
     from ._clipkernel import clip_sorted_rows, gather_rows
 
@@ -238,15 +239,13 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
     count = np.empty((ny, nx), dtype=np.int32)
     csum = None if companion is None else np.empty((ny, nx), dtype=np.float64)
     scratch = np.empty(nstack * min(ny, rows) * nx)
-    threads = kernel_threads()
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
         data = np.asarray(source.read(y0, y1)).reshape(nstack, -1)
         comp = None
         if companion is not None:
             comp = np.asarray(companion.read(y0, y1)).reshape(nstack, -1)
-        mean, med, std, n, cs = _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch,
-                                              threads=threads)
+        mean, med, std, n, cs = _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch)
         shape = (y1 - y0, nx)
         out["mean"][y0:y1] = mean.reshape(shape)
         out["median"][y0:y1] = med.reshape(shape)

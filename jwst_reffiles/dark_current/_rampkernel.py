@@ -16,35 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._clipkernel import _run_median, _sort
 from ..stats import MAD_TO_SIGMA
-
-
-@njit(cache=True, nogil=True)
-def _sort(a, m):
-    """Sort a[:m] in place (NaNs last): insertion sort for the few values of a
-    short ramp (numba's general sort costs far more per call), its sort above."""
-    if m > 32:
-        a[:m].sort()
-        return
-    for i in range(1, m):
-        v = a[i]
-        j = i - 1
-        if np.isnan(v):
-            continue
-        while j >= 0 and (np.isnan(a[j]) or a[j] > v):
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = v
-
-
-@njit(cache=True, nogil=True)
-def _median_sorted(buf, m):
-    if m == 0:
-        return np.nan
-    mid = m // 2
-    if m % 2 == 1:
-        return buf[mid]
-    return (buf[mid - 1] + buf[mid]) / 2.0
 
 
 @njit(cache=True, nogil=True)
@@ -67,11 +40,11 @@ def _noise_of_pixel(ramp, gdq, p, skip_bits, d, quiet, dev):
             if np.isnan(d[g]):
                 return np.nan, np.nan
     _sort(quiet, m)
-    med = _median_sorted(quiet, m)
+    med = _run_median(quiet, 0, m)
     for k in range(m):
         dev[k] = abs(quiet[k] - med)
     _sort(dev, m)
-    return med, MAD_TO_SIGMA * _median_sorted(dev, m)
+    return med, MAD_TO_SIGMA * _run_median(dev, 0, m)
 
 
 @njit(cache=True, nogil=True)

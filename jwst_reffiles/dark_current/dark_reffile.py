@@ -32,7 +32,7 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from ..dq import dq_def_records, flag_value
-from ..io import RampFile, check_consistent
+from ..io import RampFile, check_consistent, read_dtype
 from ..reffile import crds_info_from_file, save_reference
 from ..stats import stack_stats
 
@@ -182,7 +182,7 @@ class Dark:
             rows = int(max(1, min(ny, self.memory_bytes // row_bytes)))
             log.info("dark: %d files, %d integrations x %d groups, %d rows per block",
                      len(ramps), nstack, ngroups, rows)
-            dtype = np.float32 if all(r.exact_in_float32 for r in ramps) else np.float64
+            dtype = read_dtype(ramps)
             for y0 in range(0, ny, rows):
                 y1 = min(ny, y0 + rows)
                 # every file's integrations into one block, NaN from the first hit on
