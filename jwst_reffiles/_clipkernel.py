@@ -10,7 +10,8 @@ the mean and (two-pass) standard deviation are sums over it.
 The work is split in three: :func:`gather_rows` transposes a block (N, npix)
 into one row of N values per pixel (non-finite values -> NaN), numpy sorts the
 rows (its vectorised sort, NaNs last; far faster than a per-pixel sort in
-compiled code, which is dominated by branch mispredictions), and
+compiled code, which is dominated by branch mispredictions) -- or, for a short
+stack, :func:`gather_sorted_rows` does both with a sorting network -- and
 :func:`clip_sorted_rows` iterates on each sorted row.  This gives the
 statistics of :func:`astropy.stats.sigma_clip` with ``axis=0`` (the tests in
 ``tests/test_stats.py`` compare them); the only temporary is the block of rows.
@@ -86,6 +87,65 @@ def gather_rows(data, out):
             for p in range(p0, p1):
                 v = np.float64(data[j, p])
                 out[p, j] = v if np.isfinite(v) else np.nan
+
+
+def sorting_network(n: int) -> np.ndarray:
+    """Compare-exchange pairs (k, 2) of Batcher's odd-even merge sort of ``n`` values.
+
+    Built for the next power of two and cut to ``n`` (a pair reaching past
+    ``n`` would compare with +inf, which never moves).  Used for short stacks,
+    where one fixed sequence of branch-free min/max steps on a tile of pixels
+    beats numpy's per-row sort (whose cost per call dominates a row of a few
+    values).
+    """
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+#: stacks up to this deep are sorted by :func:`gather_sorted_rows` (measured:
+#: 5x faster than a gather and numpy's row sort at 3 values, 1.6x at 10, even
+#: at about 32)
+NETWORK_MAX = 24
+
+
+@njit(cache=True, nogil=True)
+def gather_sorted_rows(data, pairs, out):
+    """:func:`gather_rows` with each row sorted (NaNs last) by the sorting
+    network ``pairs`` (:func:`sorting_network` of N), applied to a tile of
+    pixels at a time in the data's own float type (non-finite -> +inf while
+    sorting, NaN in ``out``)."""
+    nstack, npix = data.shape
+    tile = 128
+    buf = np.empty((nstack, tile), dtype=data.dtype)
+    for p0 in range(0, npix, tile):
+        p1 = min(npix, p0 + tile)
+        m = p1 - p0
+        for j in range(nstack):
+            for q in range(m):
+                v = data[j, p0 + q]
+                buf[j, q] = v if np.isfinite(v) else np.inf
+        for k in range(pairs.shape[0]):
+            a = pairs[k, 0]
+            b = pairs[k, 1]
+            for q in range(m):
+                x = buf[a, q]
+                y = buf[b, q]
+                buf[a, q] = x if x < y else y       # branch-free (a select)
+                buf[b, q] = y if x < y else x
+        for q in range(m):
+            for j in range(nstack):
+                v = np.float64(buf[j, q])
+                out[p0 + q, j] = v if v != np.inf else np.nan
 
 
 @njit(cache=True, nogil=True)

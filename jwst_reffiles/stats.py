@@ -151,14 +151,16 @@ def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxi
                   threads: int | None = None):
     """Sigma-clip each column of a (N, npix) block; (mean, median, std, count, companion sum).
 
-    Each pixel's values are gathered into a row, the rows sorted (numpy), and
+    Each pixel's values are gathered into a row, the rows sorted (a sorting
+    network for short stacks, numpy's sort for longer ones), and
     the compiled kernel (:mod:`jwst_reffiles._clipkernel`) moves the ends of
     each row's kept run inward per iteration.  ``scratch``: a float64 buffer of
     at least N x npix values to reuse (saves the page faults of a new one).
     ``threads``: the columns are split between this many threads (default
     :func:`kernel_threads`; the kernel and numpy's sort release the GIL).
     """
-    from ._clipkernel import clip_sorted_rows, gather_rows
+    from ._clipkernel import (NETWORK_MAX, clip_sorted_rows, gather_rows, gather_sorted_rows,
+                              sorting_network)
 
     data = as_float(data)
     nstack, npix = data.shape
@@ -178,10 +180,15 @@ def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxi
         csum = np.empty(0)
     iters = -1 if maxiters is None else int(maxiters)
 
+    network = sorting_network(nstack) if nstack <= NETWORK_MAX else None
+
     def work(a, b):
         part = rows[a:b]
-        gather_rows(data[:, a:b], part)
-        part.sort(axis=1)
+        if network is not None:
+            gather_sorted_rows(data[:, a:b], network, part)
+        else:
+            gather_rows(data[:, a:b], part)
+            part.sort(axis=1)
         clip_sorted_rows(part, float(sigma_lower), float(sigma_upper), iters,
                          stdfunc == "mad_std", reinclude, data[:, a:b],
                          comp[:, a:b] if use_companion else comp, use_companion,

@@ -186,3 +186,44 @@ def test_robust_stats():
     sub = robust_stats(big)                        # every 4th value judged
     assert abs(sub[0] - full[0]) < 0.01 * 2 and abs(sub[1] / full[1] - 1) < 0.01
     assert np.isnan(robust_stats([np.nan, np.inf])).all()
+
+
+def test_sorting_network_sorts_every_input():
+    """The short-stack sort (Batcher's network cut to n) against numpy's sort:
+    every 0/1 input up to 12 values (the 0-1 principle: then it sorts any
+    input), and random float32/float64 rows with NaN and inf up to the depth
+    it is used for."""
+    from jwst_reffiles._clipkernel import (NETWORK_MAX, gather_rows, gather_sorted_rows,
+                                           sorting_network)
+    for n in range(1, 13):
+        bits = ((np.arange(2 ** n)[None, :] >> np.arange(n)[:, None]) & 1).astype(np.float64)
+        out = np.empty((2 ** n, n))
+        gather_sorted_rows(bits, sorting_network(n), out)
+        assert (np.diff(out, axis=1) >= 0).all(), n
+    rng = np.random.default_rng(5)
+    for n in range(1, NETWORK_MAX + 1):
+        for dtype in (np.float32, np.float64):
+            d = rng.normal(size=(n, 300)).astype(dtype)
+            d[rng.random(d.shape) < 0.1] = np.nan
+            d[rng.random(d.shape) < 0.05] = -np.inf
+            got = np.empty((300, n))
+            gather_sorted_rows(d, sorting_network(n), got)
+            ref = np.empty((300, n))
+            gather_rows(d, ref)
+            ref.sort(axis=1)
+            np.testing.assert_array_equal(got, ref, err_msg=f"{n} values, {dtype.__name__}")
+
+
+@pytest.mark.parametrize("n", [2, 3, 24, 25])
+def test_short_and_long_stacks_either_side_of_the_network_equal_astropy(n):
+    from jwst_reffiles._clipkernel import NETWORK_MAX
+    assert NETWORK_MAX == 24     # the cases straddle the switch to numpy's sort
+    stack = random_stack(n, n=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = sigma_clipped_stats(stack, sigma=2.5, maxiters=5, axis=0)
+    ours = stack_stats(stack, sigma=2.5, maxiters=5)
+    for name, r in zip(("mean", "median", "std"), ref):
+        np.testing.assert_allclose(getattr(ours, name), np.asarray(r, dtype=float), rtol=1e-12,
+                                   atol=1e-12, equal_nan=True, err_msg=name)
