@@ -274,14 +274,22 @@ def clipped_std(stack, sigma: float = 3.0, maxiters: int | None = 3, **kw) -> np
     return stack_stats(stack, sigma=sigma, maxiters=maxiters, **kw).std
 
 
-def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None):
+def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None,
+                max_values: int | None = None):
     """Sigma-clipped (mean, median, std) of all the pixels of one image.
 
     ``mask`` (True = leave out) and non-finite values are ignored.
+    ``max_values``: above that many values an even, deterministic subsample
+    (every k-th value, as :func:`robust_stats`) is judged -- for detector-wide
+    thresholds, where 2**20 values fix the clipped standard deviation to 0.1 %
+    at a quarter of a full frame's cost.  None: every value (astropy's result).
     """
-    values = np.asarray(image, dtype=np.float64).ravel()
+    values = np.asarray(image).ravel()
     if mask is not None:
         values = values[~np.asarray(mask, dtype=bool).ravel()]
+    if max_values is not None and values.size > max_values:
+        values = values[:: -(-values.size // max_values)]
+    values = as_float(values)
     # astropy's axis=None clipping: the values that survived every iteration
     mean, med, std, _, _ = _clip_columns(values[:, None], sigma, sigma, maxiters,
                                          reinclude=False)

@@ -173,6 +173,92 @@ def test_ramp_kernels_equal_their_numpy_formulation(ngroups):
         assert got[1:].any() and not got[0].any()
 
 
+def _composed_integration(ramp, gdq, slope, pedestal, noise, ref, acc, high_file, rc_ints,
+                          threshold, max_jump_limit, ratio, early):
+    """One integration added to the accumulators by the public functions, step
+    by step (the formulation the compiled pass replaced)."""
+    sat_bit = flag_value("SATURATED")
+    jumps = bd.real_jumps(ramp, gdq, sigma=noise)
+    njump = jumps.sum(axis=0)
+    saturated = (gdq & sat_bit) > 0
+    g1 = min(1, saturated.shape[0] - 1)
+    med, mad = bd.robust_stats(ramp[g1])
+    acc["sat_count"] += saturated[g1] & (ramp[g1] > med + 20 * max(mad, 1.0))
+    last_med, last_sig = bd.robust_stats(ramp[-1])
+    acc["bright_count"] += ramp[-1] > last_med + 20 * max(last_sig, 1.0) + 1000
+    unsat_ok = (~saturated).sum(axis=0) >= 3
+    never_sat = ~saturated.any(axis=0)
+    dev = bd.pedestal_deviation(pedestal, mask=ref)
+    hi = never_sat & (dev > threshold)
+    acc["ped_high_n"] += hi
+    acc["ped_normal_n"] += never_sat & (np.abs(dev) < 3.0)
+    acc["ped_n"] += never_sat
+    acc["ped_high_sum"][hi] += dev[hi]
+    acc["ped_high_sq"][hi] += dev[hi] ** 2
+    high, prc = bd.find_pix_with_many_jumps(jumps, max_jump_limit, ratio, early)
+    high_file |= high.astype(bool)
+    rc_ints += prc.astype(bool)
+    clean, iclean = bd.slopes_not_cr(slope, njump)
+    good = iclean.astype(bool) & unsat_ok & np.isfinite(clean)
+    acc["s_sum"][good] += clean[good]
+    acc["s_sq"][good] += clean[good] ** 2
+    acc["n_clean"] += good
+    curv = good & never_sat
+    whole, late = bd.ramp_slopes(ramp)
+    acc["whole_sum"][curv] += whole[curv]
+    acc["late_sum"][curv] += late[curv]
+    acc["diff_sq"][curv] += (whole - late)[curv] ** 2
+    acc["n_curv"] += curv
+
+
+def _integration_inputs(ngroups, seed):
+    rng = np.random.default_rng(seed)
+    shape = (40, 50)
+    ramp = np.cumsum(rng.normal(3, 6, (ngroups, *shape)), axis=0).astype(np.float32)
+    steps = rng.random(ramp.shape) < 0.15
+    steps[0] = False
+    ramp += np.cumsum(steps * rng.uniform(20, 400, ramp.shape), axis=0).astype(np.float32)
+    ramp[:, 20:23, 20:23] += 1e5                                    # saturated and bright
+    gdq = np.zeros(ramp.shape, np.uint8)
+    gdq[steps] |= flag_value("JUMP_DET")
+    gdq[rng.random(ramp.shape) < 0.03] |= flag_value("JUMP_DET")
+    gdq[:, 20:23, 20:24] |= flag_value("SATURATED")
+    gdq[-1:, :5] |= flag_value("SATURATED")
+    slope = rng.normal(0.01, 0.002, shape)
+    slope[3, 3] = np.nan
+    pedestal = rng.normal(10, 2, shape).astype(np.float32)
+    pedestal[::7, ::9] += 30
+    pedestal[5, 5] = np.nan
+    ref = np.zeros(shape, bool)
+    ref[:, :4] = True
+    return ramp, gdq, slope, pedestal, ref
+
+
+@pytest.mark.parametrize("ngroups", [2, 3, 4, 7, 30])
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_compiled_integration_pass_equals_the_public_functions_composed(ngroups, with_noise):
+    ramp, gdq, slope, pedestal, ref = _integration_inputs(ngroups, ngroups)
+    noise = np.full(slope.shape, 5.0) if with_noise else None
+    params = (5, 0, 2.0, 0.5)       # threshold, max_jump_limit, ratio, early fraction
+    results = []
+    for add in (bd._integration_pass, _composed_integration):
+        acc = {k: np.zeros(slope.shape, np.int32 if k in bd._COUNTS else float)
+               for k in bd._ACCUMULATORS}
+        high_file = np.zeros(slope.shape, bool)
+        rc_ints = np.zeros(slope.shape, np.int32)
+        for _ in range(2):          # accumulates
+            add(ramp, gdq, slope, pedestal, noise, ref, acc, high_file, rc_ints, *params)
+        results.append({**acc, "high_file": high_file, "rc_ints": rc_ints})
+    got, want = results
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, equal_nan=True,
+                                   err_msg=k)
+    # the cases are exercised (a slope needs 3 unsaturated groups)
+    for k in ("sat_count", "bright_count", "ped_high_n") + (
+            ("n_clean", "n_curv", "high_file", "rc_ints") if ngroups >= 3 else ()):
+        assert want[k].any(), k
+
+
 def test_switching_pedestal_is_telegraph_not_reset_decay_or_cosmic_rays():
     rng = np.random.default_rng(5)
     nints = 24

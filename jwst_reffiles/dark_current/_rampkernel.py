@@ -61,44 +61,61 @@ def difference_noise(ramp, gdq, skip_bits, med_out, sigma_out):
 
 
 @njit(cache=True, nogil=True)
-def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, out):
-    """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp steps.
+def _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
+                    d, quiet, dev, window, flags):
+    """flags[g] (ngroups): whether pixel p's own ramp steps onto group g.
 
-    A difference flagged JUMP_DET counts when more than ``nsigma`` sigma from
-    the median difference; any difference counts when more than ``step_nsigma``
-    sigma from the running median of 5 differences (edges repeat the end
-    values), except on or within three groups before a saturated group.
-    ``sigma`` (npix) replaces the pixel's own robust sigma when ``use_sigma``.
+    With 3 or more groups: a difference flagged JUMP_DET counts when more than
+    ``nsigma`` sigma from the median difference; any difference counts when
+    more than ``step_nsigma`` sigma from the running median of 5 differences
+    (edges repeat the end values), except on or within three groups before a
+    saturated group.  ``sigma`` (npix) replaces the pixel's own robust sigma
+    when ``use_sigma``.  With fewer groups, jwst's JUMP_DET flags as they are.
     """
-    ngroups, npix = ramp.shape
+    ngroups = ramp.shape[0]
+    if ngroups < 3:
+        for g in range(ngroups):
+            flags[g] = (gdq[g, p] & jump_bit) != 0
+        return
     nd = ngroups - 1
+    flags[0] = False
+    med, own = _noise_of_pixel(ramp, gdq, p, jump_bit | sat_bit, d, quiet, dev)
+    s = sigma[p] if use_sigma else own
+    if not np.isnan(s) and s < 1e-6:
+        s = 1e-6
+    for k in range(nd):
+        # the running median of 5 differences, edges repeated ('nearest')
+        for w in range(5):
+            idx = min(max(k + w - 2, 0), nd - 1)
+            window[w] = d[idx]
+        _sort(window, 5)
+        step = abs(d[k] - window[2]) / s > step_nsigma
+        if step:
+            # not on, or within three groups before, a saturated group
+            for j in range(k + 1, min(k + 5, ngroups)):
+                if (gdq[j, p] & sat_bit) != 0:
+                    step = False
+                    break
+        flagged = (gdq[k + 1, p] & jump_bit) != 0
+        flags[k + 1] = (flagged and abs(d[k] - med) / s > nsigma) or step
+
+
+@njit(cache=True, nogil=True)
+def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, out):
+    """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp
+    steps (:func:`_jumps_of_pixel`)."""
+    ngroups, npix = ramp.shape
+    nd = max(ngroups - 1, 1)
     d = np.empty(nd)
     quiet = np.empty(nd)
     dev = np.empty(nd)
     window = np.empty(5)
+    flags = np.empty(ngroups, dtype=np.bool_)
     for p in range(npix):
+        _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
+                        d, quiet, dev, window, flags)
         for g in range(ngroups):
-            out[g, p] = False
-        med, own = _noise_of_pixel(ramp, gdq, p, jump_bit | sat_bit, d, quiet, dev)
-        s = sigma[p] if use_sigma else own
-        if not np.isnan(s) and s < 1e-6:
-            s = 1e-6
-        for k in range(nd):
-            # the running median of 5 differences, edges repeated ('nearest')
-            for w in range(5):
-                idx = min(max(k + w - 2, 0), nd - 1)
-                window[w] = d[idx]
-            _sort(window, 5)
-            local = window[2]
-            step = abs(d[k] - local) / s > step_nsigma
-            if step:
-                # not on, or within three groups before, a saturated group
-                for j in range(k + 1, min(k + 5, ngroups)):
-                    if (gdq[j, p] & sat_bit) != 0:
-                        step = False
-                        break
-            flagged = (gdq[k + 1, p] & jump_bit) != 0
-            out[k + 1, p] = (flagged and abs(d[k] - med) / s > nsigma) or step
+            out[g, p] = flags[g]
 
 
 @njit(cache=True, nogil=True)
@@ -128,3 +145,88 @@ def ramp_slopes(ramp, whole, late):
     for p in range(npix):
         whole[p] = _slope(ramp, p, 0, ngroups)
         late[p] = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole[p]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat_bit,
+                     nsigma, step_nsigma, g1, sat_level, bright_level, ped_mean, ped_std,
+                     ped_threshold, max_jump_limit, n_early, jump_ratio_threshold,
+                     sat_count, bright_count, ped_high_n, ped_normal_n, ped_n, ped_high_sum,
+                     ped_high_sq, high_file, rc_ints, s_sum, s_sq, n_clean, whole_sum,
+                     late_sum, diff_sq, n_curv):
+    """One dark integration's contribution to every per-pixel accumulator of
+    ``badpix_from_darks.find_bad_pix``, reading each pixel's ramp once.
+
+    Per pixel (``ramp``/``gdq`` (ngroups, npix), the rest (npix)): the real
+    jumps (as :func:`real_jumps`) and from them the many-jumps and early-jumps
+    maps (as ``find_pix_with_many_jumps``); saturation from the first read
+    (``sat_level``) and a bright last group (``bright_level``); the pedestal
+    in detector standard deviations where no group saturated; the clean slope
+    (no real jump, three unsaturated groups, finite); and, for clean
+    never-saturated ramps, the whole and second-half ramp slopes.  The tests
+    compare it with those functions composed.
+    """
+    ngroups, npix = ramp.shape
+    nd = max(ngroups - 1, 1)
+    d = np.empty(nd)
+    quiet = np.empty(nd)
+    dev = np.empty(nd)
+    window = np.empty(5)
+    flags = np.empty(ngroups, dtype=np.bool_)
+    h = ngroups // 2
+    n_late_groups = max(1, ngroups - n_early)
+    for p in range(npix):
+        # real jumps: total and in the first n_early groups
+        _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
+                        d, quiet, dev, window, flags)
+        total = 0
+        early = 0
+        for g in range(ngroups):
+            if flags[g]:
+                total += 1
+                if g < n_early:
+                    early += 1
+        late_jumps = total - early
+        high = total > max_jump_limit
+        ratio = (early / n_early) / (late_jumps / n_late_groups)
+        if high:
+            high_file[p] = True
+            if (late_jumps == 0 and early > 0) or ratio > jump_ratio_threshold:
+                rc_ints[p] += 1
+        # saturation
+        nsat = 0
+        for g in range(ngroups):
+            if (gdq[g, p] & sat_bit) != 0:
+                nsat += 1
+        if (gdq[g1, p] & sat_bit) != 0 and ramp[g1, p] > sat_level:
+            sat_count[p] += 1
+        if ramp[ngroups - 1, p] > bright_level:
+            bright_count[p] += 1
+        never_sat = nsat == 0
+        # the pedestal where no group saturated
+        if never_sat:
+            dv = (np.float64(pedestal[p]) - ped_mean) / ped_std
+            ped_n[p] += 1
+            if dv > ped_threshold:
+                ped_high_n[p] += 1
+                ped_high_sum[p] += dv
+                ped_high_sq[p] += dv * dv
+            if abs(dv) < 3.0:
+                ped_normal_n[p] += 1
+        # the clean slope and, from clean never-saturated ramps, the curvature
+        v = np.float64(slope[p])
+        if total == 0 and ngroups - nsat >= 3 and np.isfinite(v):
+            s_sum[p] += v
+            s_sq[p] += v * v
+            n_clean[p] += 1
+            if never_sat:
+                if ngroups < 2:
+                    whole = np.nan
+                    late = np.nan
+                else:
+                    whole = _slope(ramp, p, 0, ngroups)
+                    late = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole
+                whole_sum[p] += whole
+                late_sum[p] += late
+                diff_sq[p] += (whole - late) ** 2
+                n_curv[p] += 1

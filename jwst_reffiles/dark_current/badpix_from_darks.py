@@ -65,7 +65,7 @@ from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
-from ..stats import as_float, image_stats, in_threads, robust_stats
+from ..stats import ROBUST_MAX_VALUES, as_float, image_stats, in_threads, robust_stats
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,13 @@ DEFAULT_DO_NOT_USE = ("hot", "rc", "low_pedestal", "high_cr")
 
 # ---- pure functions ---------------------------------------------------------
 
+def _early_groups(ngroups, early_cutoff_fraction):
+    """The number of groups counted as the early part of a ramp (at least 1)."""
+    if not 0 < early_cutoff_fraction <= 0.5:
+        raise ValueError(f"early_cutoff_fraction must be in (0, 0.5], got {early_cutoff_fraction}")
+    return max(1, int(round(ngroups * early_cutoff_fraction)))
+
+
 def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5,
                              early_cutoff_fraction=0.25):
     """(high_jumps, potential_rc) maps from one integration's jump flags (ngroups, y, x).
@@ -92,11 +99,9 @@ def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5
     whose jump rate in the first ``early_cutoff_fraction`` of the ramp is more
     than ``jump_ratio_threshold`` times the rate in the rest.
     """
-    if not 0 < early_cutoff_fraction <= 0.5:
-        raise ValueError(f"early_cutoff_fraction must be in (0, 0.5], got {early_cutoff_fraction}")
     jumps = np.asarray(jump_map) > 0
     ngroups = jumps.shape[0]
-    n_early = max(1, int(round(ngroups * early_cutoff_fraction)))
+    n_early = _early_groups(ngroups, early_cutoff_fraction)
     total = jumps.sum(axis=0)
     early = jumps[:n_early].sum(axis=0)
     late = total - early
@@ -198,6 +203,58 @@ def ramp_slopes(ramp):
     return whole.reshape(ramp.shape[1:]), late.reshape(ramp.shape[1:])
 
 
+#: find_bad_pix's per-pixel accumulators, in _rampkernel.integration_pass's order
+_ACCUMULATORS = ("sat_count", "bright_count", "ped_high_n", "ped_normal_n", "ped_n",
+                 "ped_high_sum", "ped_high_sq", "s_sum", "s_sq", "n_clean", "whole_sum",
+                 "late_sum", "diff_sq", "n_curv")
+_COUNTS = {"sat_count", "bright_count", "ped_high_n", "ped_normal_n", "ped_n", "n_clean",
+           "n_curv"}
+
+
+def _integration_pass(ramp, groupdq, slope, pedestal, noise, ref, acc, high_file, rc_ints,
+                      pedestal_sigma_threshold, max_jump_limit, jump_ratio_threshold,
+                      early_cutoff_fraction):
+    """Add one integration to the accumulators ``acc`` (and the file's
+    ``high_file`` / ``rc_ints`` maps); the compiled pass reads each pixel's
+    ramp once (:func:`_rampkernel.integration_pass`; the tests compare it with
+    :func:`real_jumps`, :func:`find_pix_with_many_jumps`, :func:`ramp_slopes`
+    and :func:`pedestal_deviation` composed).
+
+    Detector-wide levels first: saturated by the second read counts only
+    where the pixel's own level is far above the detector's (jwst also flags
+    the neighbours of a saturating pixel, whose values are ordinary); a last
+    group far above the rest is "bright" (reset decay never gets there); the
+    pedestal is judged in the detector's clipped standard deviations.
+    """
+    from ._rampkernel import integration_pass
+    ramp = as_float(ramp)
+    ngroups = ramp.shape[0]
+    groupdq = _dq(groupdq)
+    g1 = min(1, ngroups - 1)
+    med, mad = robust_stats(ramp[g1])
+    last_med, last_sig = robust_stats(ramp[-1])
+    ped_mean, ped_std = _mean_std(pedestal, mask=ref)
+    r, dq = _pixels(ramp), _pixels(groupdq)
+    slope = np.ravel(as_float(slope))
+    pedestal = np.ravel(as_float(pedestal))
+    use_sigma = noise is not None
+    sig = np.ravel(np.asarray(noise, np.float64)) if use_sigma else np.empty(0)
+    flat = [acc[k].reshape(-1) for k in _ACCUMULATORS]
+    hf, rc = high_file.reshape(-1), rc_ints.reshape(-1)
+    args = (int(flag_value("JUMP_DET")), int(flag_value("SATURATED")), 5.0, 4.0, g1,
+            float(med + 20 * max(mad, 1.0)), float(last_med + 20 * max(last_sig, 1.0) + 1000),
+            float(ped_mean), float(ped_std), float(pedestal_sigma_threshold),
+            int(max_jump_limit), _early_groups(ngroups, early_cutoff_fraction),
+            float(jump_ratio_threshold))
+
+    def work(a, b):
+        integration_pass(r[:, a:b], dq[:, a:b], slope[a:b], pedestal[a:b],
+                         sig[a:b] if use_sigma else sig, use_sigma, *args,
+                         *(f[a:b] for f in flat[:7]), hf[a:b], rc[a:b],
+                         *(f[a:b] for f in flat[7:]))
+    in_threads(work, slope.size)
+
+
 def pedestal_stats(pedestal_array, threshold=5, mask=None):
     """(high, low) maps: pedestal more than ``threshold`` clipped stdevs above / below the mean."""
     mean, std = _mean_std(pedestal_array, mask)
@@ -216,15 +273,21 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     -- has a pedestal above the detector's, significantly so once many
     integrations are averaged.  The line pedestal = a + b * rate is fitted over
     the ordinary pixels (those outside ``mask``, iteratively clipped at
-    ``nsigma`` robust standard deviations of rate and residual) and taken off.
+    ``nsigma`` robust standard deviations of rate and residual; on an even
+    subsample of 2**20 pixels on larger detectors) and taken off.
     """
     ped = np.asarray(pedestal_image, dtype=np.float64)
     rate = np.asarray(slope_image, dtype=np.float64)
+    full = (ped, rate)
+    # the line is a detector-wide quantity: fitted on an even subsample of
+    # at most 2**20 pixels (every k-th; all of them on smaller detectors)
+    step = max(1, -(-ped.size // ROBUST_MAX_VALUES))
+    ped, rate = (a.ravel()[::step] for a in full)
     use = np.isfinite(ped) & np.isfinite(rate)
     if mask is not None:
-        use &= ~np.asarray(mask, bool)
+        use &= ~np.asarray(mask, bool).ravel()[::step]
     if use.sum() < 10:
-        return ped
+        return full[0]
 
     med, sig = robust_stats(rate[use])
     use &= np.abs(rate - med) <= nsigma * max(sig, 1e-12)
@@ -239,6 +302,7 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
         if new.sum() == use.sum():
             break
         use = new
+    ped, rate = full
     with np.errstate(invalid="ignore"):
         return ped - (a * np.where(np.isfinite(rate), rate, 0.0) + b)
 
@@ -339,7 +403,10 @@ def add_refpix(array, to_add):
 
 
 def _mean_std(image, mask=None):
-    mean, _, std = image_stats(image, sigma=3.0, maxiters=5, mask=mask)
+    """The detector's clipped (mean, std), from an even subsample of 2**20
+    values on larger detectors (a threshold's precision, not a pixel's)."""
+    mean, _, std = image_stats(image, sigma=3.0, maxiters=5, mask=mask,
+                               max_values=ROBUST_MAX_VALUES)
     return mean, std
 
 
@@ -414,25 +481,13 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     ref = reference_pixel_mask(first_hdr.get("INSTRUME", "NIRCAM"), int(first_hdr.get("SUBSTRT1", 1)),
                                int(first_hdr.get("SUBSTRT2", 1)), shape[1], shape[0])
 
-    sat_bit = flag_value("SATURATED")
-    whole_sum = np.zeros(shape)          # clean-integration ramp slopes, per group
-    late_sum = np.zeros(shape)
-    diff_sq = np.zeros(shape)
-    n_curv = np.zeros(shape, np.int32)
-    s_sum = np.zeros(shape)
-    s_sq = np.zeros(shape)
-    n_clean = np.zeros(shape, np.int32)
-    sat_count = np.zeros(shape, np.int32)
-    bright_count = np.zeros(shape, np.int32)     # integrations ending far above the rest
+    # per-pixel accumulators over every integration (_integration_pass)
+    acc = {name: np.zeros(shape, np.int32 if name in _COUNTS else np.float64)
+           for name in _ACCUMULATORS}
     ped_rc_count = np.zeros(shape, np.int32)
     jump_rc_count = np.zeros(shape, np.int32)
     low_count = np.zeros(shape, np.int32)
     high_count = np.zeros(shape, np.int32)
-    ped_high_n = np.zeros(shape, np.int32)       # integrations with a high pedestal,
-    ped_normal_n = np.zeros(shape, np.int32)     # with an ordinary one,
-    ped_high_sum = np.zeros(shape)               # and the high ones' level (in sigma)
-    ped_high_sq = np.zeros(shape)
-    ped_n = np.zeros(shape, np.int32)
     n_ints = 0
     for f, jf, of in zip(filenames, jump_files, fitopt_files):
         check_metadata(fits.getheader(f, 0), first_hdr)
@@ -453,57 +508,14 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                 noise = np.median([_difference_noise(sci[i], gdq[i])[1]
                                    for i in range(slopes.shape[0])], axis=0)
             for i in range(slopes.shape[0]):
-                jumps = real_jumps(sci[i], gdq[i], sigma=noise)
-                njump = jumps.sum(axis=0)
-                saturated = (gdq[i] & sat_bit) > 0
-                # saturated by the second read: no usable slope at all.  Only the
-                # pixel's own level counts: jwst also flags the neighbours of a
-                # saturating pixel, whose values are ordinary
-                g1 = min(1, saturated.shape[0] - 1)
-                level = sci[i, g1]
-                med, mad = robust_stats(level)
-                sat0 = saturated[g1] & (level > med + 20 * max(mad, 1.0))
-                sat_count += sat0
-                last = sci[i, -1]
-                last_med, last_sig = robust_stats(last)
-                bright_count += last > last_med + 20 * max(last_sig, 1.0) + 1000
-                # jwst's saturation step also flags the neighbours of saturating
-                # pixels; a slope needs three unsaturated groups
-                unsat_ok = (~saturated).sum(axis=0) >= 3
-                never_sat = ~saturated.any(axis=0)
-                # the pedestal, integration by integration, where no group is
-                # saturated (jwst flags the neighbours of a saturating pixel
-                # too, and their pedestals from a few groups are noisy)
-                dev = pedestal_deviation(pedestal[i], mask=ref)
-                hi = never_sat & (dev > pedestal_sigma_threshold)
-                ped_high_n += hi
-                ped_normal_n += never_sat & (np.abs(dev) < 3.0)
-                ped_n += never_sat
-                ped_high_sum[hi] += dev[hi]
-                ped_high_sq[hi] += dev[hi] ** 2
-                high, prc = find_pix_with_many_jumps(jumps, max_jump_limit, jump_ratio_threshold,
-                                                     early_cutoff_fraction)
-                high_file |= high.astype(bool)
-                rc_ints += prc.astype(bool)
-                clean, iclean = slopes_not_cr(slopes[i], njump)
-                good = iclean.astype(bool) & unsat_ok & np.isfinite(clean)
-                s_sum[good] += clean[good]
-                s_sq[good] += clean[good] ** 2
-                n_clean += good
-                # curvature from clean, never-saturated ramps only (a saturation
-                # plateau is not reset decay)
-                curv = good & never_sat
-                whole, late = ramp_slopes(sci[i])
-                diff = whole - late
-                whole_sum[curv] += whole[curv]
-                late_sum[curv] += late[curv]
-                diff_sq[curv] += diff[curv] ** 2
-                n_curv += curv
+                _integration_pass(sci[i], gdq[i], slopes[i], pedestal[i], noise, ref, acc,
+                                  high_file, rc_ints, pedestal_sigma_threshold, max_jump_limit,
+                                  jump_ratio_threshold, early_cutoff_fraction)
                 n_ints += 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN pixels
-            ped = pedestal_residual(np.nanmean(pedestal, axis=0), np.nanmean(slopes, axis=0),
-                                    mask=ref)
+            ped = pedestal_residual(*(a[0] if a.shape[0] == 1 else np.nanmean(a, axis=0)
+                                      for a in (pedestal, slopes)), mask=ref)
         high_ped, low_ped = pedestal_stats(ped, pedestal_sigma_threshold, mask=ref)
         ped_rc_count += high_ped.astype(bool)
         # reset decay makes every integration's jumps bunch early; random
@@ -512,6 +524,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
         low_count += low_ped.astype(bool)
         high_count += high_file
     nfiles = len(filenames)
+    (sat_count, bright_count, ped_high_n, ped_normal_n, ped_n, ped_high_sum, ped_high_sq,
+     s_sum, s_sq, n_clean, whole_sum, late_sum, diff_sq, n_curv) = (acc[k] for k in _ACCUMULATORS)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_slope = s_sum / n_clean
