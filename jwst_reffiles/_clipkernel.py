@@ -29,7 +29,7 @@ from numba import njit
 from .stats import MAD_TO_SIGMA
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sort(a, m):
     """Sort a[:m] in place (NaNs last): insertion sort for a few values (numba's
     general sort costs far more per call), its sort above 32."""
@@ -47,7 +47,7 @@ def _sort(a, m):
         a[j + 1] = v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _run_median(s, lo, hi):
     """Median of the sorted run s[lo:hi] (NaN if empty)."""
     m = hi - lo

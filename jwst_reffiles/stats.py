@@ -88,9 +88,10 @@ def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[fl
     full frame.  ``max_values=None`` uses every value.  (NaN, NaN) if none is
     finite.
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
+    v = np.asarray(values).ravel()
     if max_values is not None and v.size > max_values:
         v = v[:: -(-v.size // max_values)]
+    v = v.astype(np.float64)            # after subsampling: a quarter of the work
     v = v[np.isfinite(v)]
     if v.size == 0:
         return float("nan"), float("nan")

@@ -20,7 +20,7 @@ from .._clipkernel import _run_median, _sort
 from ..stats import MAD_TO_SIGMA
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _noise_of_pixel(ramp, gdq, p, skip_bits, d, quiet, dev):
     """(median, MAD sigma) of pixel p's group differences not on a group with
     ``skip_bits``; all differences (NaN if any is NaN) when every one is skipped."""
@@ -60,7 +60,7 @@ def difference_noise(ramp, gdq, skip_bits, med_out, sigma_out):
         sigma_out[p] = sig
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
                     d, quiet, dev, window, flags):
     """flags[g] (ngroups): whether pixel p's own ramp steps onto group g.
@@ -118,7 +118,7 @@ def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sig
             out[g, p] = flags[g]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _slope(ramp, p, g0, g1):
     """Least-squares slope (per group) of pixel p's groups g0..g1-1."""
     m = g1 - g0
