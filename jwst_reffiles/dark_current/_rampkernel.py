@@ -61,6 +61,17 @@ def difference_noise(ramp, gdq, skip_bits, med_out, sigma_out):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _median5(a, b, c, d, e):
+    """Median of five values by seven min/max (no branches, no memory); NaN
+    when any is NaN (the caller then sorts)."""
+    if np.isnan(a) or np.isnan(b) or np.isnan(c) or np.isnan(d) or np.isnan(e):
+        return np.nan
+    f = max(min(a, b), min(c, d))
+    g = min(max(a, b), max(c, d))
+    return max(min(e, f), min(max(e, f), g))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
                     d, quiet, dev, window, flags):
     """flags[g] (ngroups): whether pixel p's own ramp steps onto group g.
@@ -85,11 +96,15 @@ def _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma,
         s = 1e-6
     for k in range(nd):
         # the running median of 5 differences, edges repeated ('nearest')
-        for w in range(5):
-            idx = min(max(k + w - 2, 0), nd - 1)
-            window[w] = d[idx]
-        _sort(window, 5)
-        step = abs(d[k] - window[2]) / s > step_nsigma
+        local = _median5(d[max(k - 2, 0)], d[max(k - 1, 0)], d[k], d[min(k + 1, nd - 1)],
+                         d[min(k + 2, nd - 1)])
+        if np.isnan(local):
+            # a NaN difference: sorted with NaNs last, as np.sort would
+            for w in range(5):
+                window[w] = d[min(max(k + w - 2, 0), nd - 1)]
+            _sort(window, 5)
+            local = window[2]
+        step = abs(d[k] - local) / s > step_nsigma
         if step:
             # not on, or within three groups before, a saturated group
             for j in range(k + 1, min(k + 5, ngroups)):
