@@ -92,11 +92,12 @@ def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[fl
     if max_values is not None and v.size > max_values:
         v = v[:: -(-v.size // max_values)]
     v = v.astype(np.float64)            # after subsampling: a quarter of the work
-    v = v[np.isfinite(v)]
+    v = v[np.isfinite(v)]               # (a copy: ours to reorder)
     if v.size == 0:
         return float("nan"), float("nan")
-    med = float(np.median(v))
-    return med, float(MAD_TO_SIGMA * np.median(np.abs(v - med)))
+    med = float(np.median(v, overwrite_input=True))       # v is our own copy
+    dev = np.abs(v - med, out=v)
+    return med, float(MAD_TO_SIGMA * np.median(dev, overwrite_input=True))
 
 
 def nanmedian(a, axis: int = 0) -> np.ndarray:

@@ -282,7 +282,7 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     # the line is a detector-wide quantity: fitted on an even subsample of
     # at most 2**20 pixels (every k-th; all of them on smaller detectors)
     step = max(1, -(-ped.size // ROBUST_MAX_VALUES))
-    ped, rate = (a.ravel()[::step] for a in full)
+    ped, rate = (np.ascontiguousarray(a.ravel()[::step]) for a in full)
     use = np.isfinite(ped) & np.isfinite(rate)
     if mask is not None:
         use &= ~np.asarray(mask, bool).ravel()[::step]
@@ -303,8 +303,11 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
             break
         use = new
     ped, rate = full
+    expected = np.where(np.isfinite(rate), rate, 0.0)
+    expected *= a
+    expected += b
     with np.errstate(invalid="ignore"):
-        return ped - (a * np.where(np.isfinite(rate), rate, 0.0) + b)
+        return np.subtract(ped, expected, out=expected)
 
 
 def _line_fit(x, y):
