@@ -274,13 +274,14 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     integrations are averaged.  The line pedestal = a + b * rate is fitted over
     the ordinary pixels (those outside ``mask``, iteratively clipped at
     ``nsigma`` robust standard deviations of rate and residual; on an even
-    subsample of 2**20 pixels on larger detectors) and taken off.
+    subsample of ``stats.ROBUST_MAX_VALUES`` pixels on larger detectors) and
+    taken off.
     """
     ped = np.asarray(pedestal_image, dtype=np.float64)
     rate = np.asarray(slope_image, dtype=np.float64)
     full = (ped, rate)
     # the line is a detector-wide quantity: fitted on an even subsample of
-    # at most 2**20 pixels (every k-th; all of them on smaller detectors)
+    # at most ROBUST_MAX_VALUES pixels (every k-th; all on smaller detectors)
     step = max(1, -(-ped.size // ROBUST_MAX_VALUES))
     ped, rate = (np.ascontiguousarray(a.ravel()[::step]) for a in full)
     use = np.isfinite(ped) & np.isfinite(rate)
@@ -406,8 +407,9 @@ def add_refpix(array, to_add):
 
 
 def _mean_std(image, mask=None):
-    """The detector's clipped (mean, std), from an even subsample of 2**20
-    values on larger detectors (a threshold's precision, not a pixel's)."""
+    """The detector's clipped (mean, std), from an even subsample of
+    ``stats.ROBUST_MAX_VALUES`` values on larger detectors (a threshold's
+    precision, not a pixel's)."""
     mean, _, std = image_stats(image, sigma=3.0, maxiters=5, mask=mask,
                                max_values=ROBUST_MAX_VALUES)
     return mean, std
