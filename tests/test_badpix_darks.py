@@ -144,7 +144,7 @@ def _numpy_real_jumps(ramp, gdq, nsigma, step_nsigma, sigma=None):
     return out
 
 
-@pytest.mark.parametrize("ngroups", [3, 4, 7, 30])
+@pytest.mark.parametrize("ngroups", [3, 4, 5, 7, 30])
 def test_ramp_kernels_equal_their_numpy_formulation(ngroups):
     rng = np.random.default_rng(ngroups)
     ramp = np.cumsum(rng.normal(3, 6, (ngroups, 40, 50)), axis=0).astype(np.float32)
@@ -234,7 +234,7 @@ def _integration_inputs(ngroups, seed):
     return ramp, gdq, slope, pedestal, ref
 
 
-@pytest.mark.parametrize("ngroups", [2, 3, 4, 7, 30])
+@pytest.mark.parametrize("ngroups", [2, 3, 4, 5, 7, 30])
 @pytest.mark.parametrize("with_noise", [False, True])
 def test_compiled_integration_pass_equals_the_public_functions_composed(ngroups, with_noise):
     ramp, gdq, slope, pedestal, ref = _integration_inputs(ngroups, ngroups)

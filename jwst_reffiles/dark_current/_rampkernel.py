@@ -21,6 +21,29 @@ from ..stats import MAD_TO_SIGMA
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _sorted4(a, b, c, d):
+    """Four values (no NaN) in order, by five min/max in registers."""
+    a, b = min(a, b), max(a, b)
+    c, d = min(c, d), max(c, d)
+    a, c = min(a, c), max(a, c)
+    b, d = min(b, d), max(b, d)
+    b, c = min(b, c), max(b, c)
+    return a, b, c, d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _median_mad4(a, b, c, d):
+    """(median, MAD sigma) of four finite values (a ramp of 5 groups, the
+    benchmark's and a common full-frame dark's), in registers: the same
+    arithmetic on the same order as sorting them and their deviations (the
+    general path is 3x slower, dominated by the insertion sort's branches)."""
+    a, b, c, d = _sorted4(a, b, c, d)
+    med = (b + c) / 2.0
+    e, f, g, h = _sorted4(abs(a - med), abs(b - med), abs(c - med), abs(d - med))
+    return med, MAD_TO_SIGMA * ((f + g) / 2.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _noise_of_pixel(ramp, gdq, p, skip_bits, d, quiet, dev):
     """(median, MAD sigma) of pixel p's group differences not on a group with
     ``skip_bits``; all differences (NaN if any is NaN) when every one is skipped."""
@@ -39,6 +62,8 @@ def _noise_of_pixel(ramp, gdq, p, skip_bits, d, quiet, dev):
             quiet[g] = d[g]
             if np.isnan(d[g]):
                 return np.nan, np.nan
+    if m == 4 and abs(quiet[0]) + abs(quiet[1]) + abs(quiet[2]) + abs(quiet[3]) < np.inf:
+        return _median_mad4(quiet[0], quiet[1], quiet[2], quiet[3])
     _sort(quiet, m)
     med = _run_median(quiet, 0, m)
     for k in range(m):
