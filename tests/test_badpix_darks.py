@@ -321,3 +321,20 @@ def test_saved_mask_from_darks(darks, tmp_path):
         ref = (m.dq & flag_value("REFERENCE_PIXEL")) > 0
         assert ref.sum() == darks[0].truth.refpix[:N, :N].sum()
         np.testing.assert_array_equal(m.dq[~ref], dq[~ref])
+
+
+def test_register_medians_equal_numpy():
+    """The running median's five-value min/max formula and the four-difference
+    median/MAD: every input of 4 levels (ties everywhere) and random ones."""
+    import itertools
+
+    from jwst_reffiles.dark_current._rampkernel import _median5, _median_mad4
+    rng = np.random.default_rng(9)
+    cases = [np.array(c, float) for c in itertools.product(range(4), repeat=5)]
+    cases += list(rng.normal(size=(3000, 5)))
+    for v in cases:
+        assert _median5(*v) == np.median(v)
+        med, sig = _median_mad4(*v[:4])
+        assert med == np.median(v[:4])
+        assert sig == pytest.approx(MAD_TO_SIGMA * np.median(np.abs(v[:4] - med)), rel=1e-15)
+    assert np.isnan(_median5(1.0, np.nan, 2.0, 3.0, 4.0))
