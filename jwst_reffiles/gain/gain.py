@@ -30,7 +30,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from ..detectors import group_times
 from ..io import READOUT_KEYS, RampFile, check_consistent
-from ..stats import nanmedian
+from ..stats import MAD_TO_SIGMA, nanmedian
 from ..reffile import atomic_write, crds_info_from_file, save_reference
 from .photon_transfer import fit_ptc, pixel_ptc, ptc_levels, to_boxes
 
@@ -282,7 +282,7 @@ def _pixel_band(pixel, ramps, flats, darks, y0, y1, degree, max_signal, box):
     with np.errstate(invalid="ignore", divide="ignore"):
         half = np.abs(g1 - g2) / (2.0 * full)
     # robust spread: a few pixels' half-set fits go astray
-    spread = 1.4826 * nanmedian(to_boxes(half, box), axis=0)
+    spread = MAD_TO_SIGMA * nanmedian(to_boxes(half, box), axis=0)
     ny, nx = full.shape
     err = np.repeat(np.repeat(spread, box, 0), box, 1)[:ny, :nx]
     pixel["gain"][y0:y1] = full

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..linalg import solve_batched
 from ..stats import nanmedian, stack_stats
 
 __all__ = ["to_boxes", "from_boxes", "box_noise", "ptc_levels", "fit_ptc", "PTCFit",
@@ -286,18 +287,8 @@ def fit_ptc(signal: np.ndarray, variance: np.ndarray, npix: np.ndarray,
     ok = nlev >= min_levels
     ata = np.where(ok[..., None, None], ata, np.eye(p))
     aty = np.where(ok[..., None], aty, 0.0)
-    with np.errstate(all="ignore"):
-        try:
-            coef = np.linalg.solve(ata, aty[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            coef = np.full(aty.shape, np.nan)
-            flat_a, flat_b = ata.reshape(-1, p, p), aty.reshape(-1, p)
-            out = coef.reshape(-1, p)
-            for i in range(flat_a.shape[0]):
-                try:
-                    out[i] = np.linalg.solve(flat_a[i], flat_b[i])
-                except np.linalg.LinAlgError:
-                    pass
+    coef, solved = solve_batched(ata, aty)
+    coef = np.where(solved[..., None], coef, np.nan)
     coef = np.moveaxis(coef, -1, 0)                          # (p, ...)
     # back to unscaled signal: a_q x^q = a_q / scale^q signal^q
     coef = coef / np.asarray([scale ** q for q in powers]).reshape((p,) + (1,) * (coef.ndim - 1))

@@ -38,7 +38,8 @@ from ..dq import dq_def_records, flag_value
 from ..io import RampFile, check_consistent
 from ..reffile import crds_info_from_file, save_reference
 from ..saturation.saturation import plateau_levels
-from ..stats import nanmedian
+from ..linalg import solve_batched
+from ..stats import MAD_TO_SIGMA, nanmedian
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def jump_onset(ramp: np.ndarray, nsigma: float = 6.0, window: int = 2) -> np.nda
                       if o != 0])
     trend = nanmedian(neigh, axis=0)
     resid = d - trend
-    mad = 1.4826 * nanmedian(np.abs(resid), axis=0)
+    mad = MAD_TO_SIGMA * nanmedian(np.abs(resid), axis=0)
     with np.errstate(invalid="ignore"):
         jump = resid > nsigma * np.maximum(mad, 1e-6)[None]
     first = np.where(jump.any(axis=0), np.argmax(jump, axis=0) + 1, ng)
@@ -86,22 +87,6 @@ def usable_groups(ramp: np.ndarray, max_fraction: float = 0.95, jump_sigma: floa
         use &= ~sat[None] | ((r <= max_fraction * level[None]) & (k < onset[None]))
     use &= k < jump_onset(np.where(use, r, np.nan), jump_sigma)[None]
     return use, level
-
-
-def _solve_batched(h: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve h x = g per pixel (h (..., q, q)); (x, ok) with ok False where singular."""
-    q = h.shape[-1]
-    dia = np.sqrt(np.abs(np.einsum("...ii->...i", h)))
-    dia = np.where(dia > 0, dia, 1.0)
-    hn = h / dia[..., :, None] / dia[..., None, :]
-    with np.errstate(all="ignore"):
-        ok = np.isfinite(hn).all(axis=(-1, -2))
-        hn = np.where(ok[..., None, None], hn, np.eye(q))
-        ok &= np.linalg.cond(hn) < 1e12
-        hn = np.where(ok[..., None, None], hn, np.eye(q))
-        x = np.linalg.solve(hn, (g / dia)[..., None])[..., 0] / dia
-    ok &= np.isfinite(x).all(axis=-1)
-    return np.where(ok[..., None], x, 0.0), ok
 
 
 def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
@@ -192,7 +177,7 @@ def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
             h += b_ - np.swapaxes(c_, -1, -2) @ ac
             g += grad[:, 2:] - (np.swapaxes(ac, -1, -2) @ grad[:, :2, None])[..., 0]
             parts.append((ainv, grad[:, :2], c_))
-        dbeta, ok_b = _solve_batched(h, g)
+        dbeta, ok_b = solve_batched(h, g)
         beta = beta + dbeta
         done = float(np.max(np.abs(dbeta))) < tolerance if dbeta.size else True
         for k, (ainv, gr, c_) in enumerate(parts):
@@ -226,7 +211,7 @@ def invert_forward(beta: np.ndarray, reach: np.ndarray, degree: int,
     cols = np.stack([m ** j for j in range(2, degree + 1)], -1)   # (N, ny, nx, p)
     h = np.einsum("n...i,n...j->...ij", cols, cols)
     gvec = np.einsum("n...i,n...->...i", cols, lin - m)
-    c, _ = _solve_batched(h, gvec)
+    c, _ = solve_batched(h, gvec)
     out = np.zeros((degree + 1,) + shape)
     out[1] = 1.0
     out[2:] = np.moveaxis(c, -1, 0)
