@@ -481,7 +481,7 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
     """Validate the final reference files, write the report, print both."""
     from astropy.table import Table
 
-    from .pipeline.plan import PlanError, _RefResolver, _header
+    from .pipeline.plan import PlanError, RefResolver, primary_header
     from .report import write_report
     from .simulate.accuracy import accuracy, find_truth
     from .validation import validate_run
@@ -498,13 +498,13 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
                for k in ("dark", "flat")}
     # the other reference files a quality-check step needs: this run's, else reffile4ssb's
     made = {f["reftype"]: f["output"] for f in finals}
-    resolver = _RefResolver(cfg["reffile4ssb"], {}, layout.rundir / "ssb")
+    resolver = RefResolver(cfg["reffile4ssb"], {}, layout.rundir / "ssb")
     first = (by_kind["dark"] or by_kind["flat"])[:1]
     others = dict(made)
     for need in ("superbias", "readnoise", "gain"):
         if need not in others and first:
             try:
-                ref = resolver.resolve(need, resolver.choices({}), _header(first[0]),
+                ref = resolver.resolve(need, resolver.choices({}), primary_header(first[0]),
                                        str(cfg["instrument"]).upper(), "quality check")
                 if ref not in ("CRDS", "N/A"):
                     others[need] = ref
@@ -518,7 +518,7 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
     truth = find_truth(cat["filename"])
     acc = {}
     if truth is not None:
-        tframe = float(_header(str(cat["filename"][0])).get("TFRAME", 0) or 0) or None
+        tframe = float(primary_header(str(cat["filename"][0])).get("TFRAME", 0) or 0) or None
         for f in finals:
             try:
                 acc[f["output"]] = accuracy(f["output"], f["reftype"], truth, tframe=tframe,

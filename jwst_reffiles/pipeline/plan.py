@@ -40,7 +40,7 @@ from .steps import (NOT_IN_SHORTHAND, SPEC_STEPS, STEP_INFO, SsbStepsError, reso
 
 __all__ = ["PlanError", "Level", "Product", "PipelineRun", "PipelinePlan", "plan_pipeline",
            "format_pipeline_plan", "JRSTEPS", "REF_KEYWORDS", "normalize_reftype",
-           "REFPIX_MASK", "refpix_only_mask"]
+           "REFPIX_MASK", "refpix_only_mask", "RefResolver", "primary_header"]
 
 #: Header keyword where jwst_reffiles records the steps applied to a product.
 JRSTEPS = "JRSTEPS"
@@ -252,7 +252,9 @@ def _companions(root, tag, ssbdir) -> dict:
 _HEADER_CACHE: dict = {}
 
 
-def _header(path) -> dict:
+def primary_header(path) -> dict:
+    """A file's primary header as a dict, read once per file version (cached by
+    path and modification time: planning reads each input's header many times)."""
     key = (str(path), os.path.getmtime(path))
     if key not in _HEADER_CACHE:
         _HEADER_CACHE[key] = dict(fits.getheader(path, 0))
@@ -264,7 +266,7 @@ def product_state(path, instrument: str) -> Product:
 
     For files made elsewhere the COMPLETE steps count.
     """
-    hdr = _header(path)
+    hdr = primary_header(path)
     if JRSTEPS in hdr:
         steps = tuple(s for s in str(hdr[JRSTEPS]).split(",") if s)
     else:
@@ -330,7 +332,7 @@ def refpix_only_mask(instrument: str, detector: str, refdir, create: bool = True
     return path
 
 
-class _RefResolver:
+class RefResolver:
     """reffile4ssb values -> a file (or N/A, CRDS) for one input file."""
 
     def __init__(self, global_map: dict, self_refs: dict | None, refdir: Path | None = None,
@@ -393,7 +395,7 @@ class _RefResolver:
         n_all = len(matches)
         if len(matches) > 1:
             def score(path):
-                h = _header(path)
+                h = primary_header(path)
                 if str(h.get("REFTYPE", reftype)).lower() != reftype:
                     return None
                 if str(h.get("DETECTOR", subs["DETECTOR"])).upper() != subs["DETECTOR"]:
@@ -456,7 +458,7 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
     ssbdir = Path(layout.ssbdir)
     search = [ssbdir] + [Path(d) for d in cfg["output"]["pipeline_prod_search_dir"]]
     pattern = cfg["inputfiles"].get("basenamepattern")
-    resolver = _RefResolver(cfg["reffile4ssb"], self_refs, refdir=ssbdir / "reffiles",
+    resolver = RefResolver(cfg["reffile4ssb"], self_refs, refdir=ssbdir / "reffiles",
                             write=write_refs)
     plan = PipelinePlan(ssbdir=ssbdir)
     problems = []
@@ -470,7 +472,7 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
             for m in grp.members:
                 row = rows[m.fileID]
                 inst = str(row["INSTRUME"]).upper()
-                hdr = _header(row["filename"])
+                hdr = primary_header(row["filename"])
                 where = f"{label} ({m.basename})"
                 try:
                     steps = resolve_steps(sec["ssbsteps"], inst)
@@ -516,7 +518,7 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
         inst = str(row["INSTRUME"]).upper()
         source = Path(str(row["filename"]))
         root = _exposure_root(source.name, pattern)
-        noop = frozenset({"group_scale"}) if group_scale_is_noop(_header(source)) else frozenset()
+        noop = frozenset({"group_scale"}) if group_scale_is_noop(primary_header(source)) else frozenset()
         found = [p for p in _find_products(root, search, inst, exclude=source)
                  if str(p.path.absolute()) not in exclude] if reuse else []
         start_candidates = [product_state(source, inst)] + [p for p in found if "ramp_fit" not in p.steps]
