@@ -93,7 +93,7 @@ def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[fl
     v = np.asarray(values).ravel()
     if max_values is not None and v.size > max_values:
         v = v[:: -(-v.size // max_values)]
-    v = v.astype(np.float64)            # after subsampling: a quarter of the work
+    v = v.astype(np.float64)            # converted after subsampling: not the whole frame
     v = v[np.isfinite(v)]               # (a copy: ours to reorder)
     if v.size == 0:
         return float("nan"), float("nan")

@@ -227,3 +227,19 @@ def test_short_and_long_stacks_either_side_of_the_network_equal_astropy(n):
     for name, r in zip(("mean", "median", "std"), ref):
         np.testing.assert_allclose(getattr(ours, name), np.asarray(r, dtype=float), rtol=1e-12,
                                    atol=1e-12, equal_nan=True, err_msg=name)
+
+
+def test_image_stats_on_a_subsample_of_a_large_image():
+    """max_values: every k-th unmasked value judged (the detector-wide thresholds
+    of the bad pixel search), close to the whole image's statistics."""
+    rng = np.random.default_rng(8)
+    image = rng.normal(50, 3, (300, 400))
+    image[rng.random(image.shape) < 0.01] = 1e4
+    mask = np.zeros(image.shape, bool)
+    mask[:, :4] = True
+    sub = image_stats(image, mask=mask, max_values=10000)
+    kept = image[~mask]
+    assert sub == image_stats(kept[:: -(-kept.size // 10000)])
+    full = image_stats(image, mask=mask)
+    assert sub[0] == pytest.approx(full[0], abs=0.1) and sub[2] == pytest.approx(full[2], rel=0.03)
+    assert image_stats(image, max_values=10 ** 6) == image_stats(image)

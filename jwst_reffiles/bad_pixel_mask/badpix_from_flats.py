@@ -183,9 +183,9 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
     adj_map = np.zeros_like(low_qe)
     # every candidate's 4 neighbours at once (left, right, below, above)
     y, x = np.nonzero(low)
-    ny_, nx_ = y[:, None] + [0, 0, -1, 1], x[:, None] + [-1, 1, 0, 0]
-    inside = (nx_ >= 0) & (nx_ < nx) & (ny_ >= 0) & (ny_ < ny)
-    values = rate[np.clip(ny_, 0, ny - 1), np.clip(nx_, 0, nx - 1)]
+    yy, xx = y[:, None] + [0, 0, -1, 1], x[:, None] + [-1, 1, 0, 0]
+    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+    values = rate[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]
     n_inside = inside.sum(axis=1)
     is_open = np.zeros(len(y), bool)
     with np.errstate(invalid="ignore"):
@@ -197,7 +197,7 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
     low_qe[y[is_open], x[is_open]] = 0
     open_map[y[is_open], x[is_open]] = 1
     adj = inside & is_open[:, None]
-    adj_map[ny_[adj], nx_[adj]] = 1
+    adj_map[yy[adj], xx[adj]] = 1
     return low_qe, open_map, adj_map
 
 

@@ -243,7 +243,8 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
         if ramp[ngroups - 1, p] > bright_level:
             bright_count[p] += 1
         never_sat = nsat == 0
-        # the pedestal where no group saturated
+        # the pedestal where no group saturated (jwst flags the neighbours of
+        # a saturating pixel too, and their pedestals from a few groups are noisy)
         if never_sat:
             dv = (np.float64(pedestal[p]) - ped_mean) / ped_std
             ped_n[p] += 1
@@ -259,13 +260,11 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
             s_sum[p] += v
             s_sq[p] += v * v
             n_clean[p] += 1
+            # curvature from clean, never-saturated ramps only (a saturation
+            # plateau is not reset decay); a slope here has 3 groups or more
             if never_sat:
-                if ngroups < 2:
-                    whole = np.nan
-                    late = np.nan
-                else:
-                    whole = _slope(ramp, p, 0, ngroups)
-                    late = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole
+                whole = _slope(ramp, p, 0, ngroups)
+                late = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole
                 whole_sum[p] += whole
                 late_sum[p] += late
                 diff_sq[p] += (whole - late) ** 2

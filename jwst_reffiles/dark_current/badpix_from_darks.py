@@ -161,14 +161,12 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
 
     ``sigma`` (per pixel) replaces the scatter estimated from this ramp alone:
     the pixel's noise from all its integrations is far more precise than from
-    one short ramp, whose underestimates would pass for steps.
+    one short ramp, whose underestimates would pass for steps.  With fewer
+    than 3 groups there is no noise to judge by: jwst's JUMP_DET flags count.
     """
     from ._rampkernel import real_jumps as kernel
     groupdq = _dq(groupdq)
-    flagged = (groupdq & flag_value("JUMP_DET")) > 0
     ramp = as_float(ramp)
-    if ramp.shape[0] < 3:
-        return flagged
     out = np.empty(ramp.shape, dtype=bool)
     use_sigma = sigma is not None
     sig = (np.ascontiguousarray(np.broadcast_to(np.asarray(sigma, np.float64),
