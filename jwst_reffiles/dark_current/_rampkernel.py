@@ -140,17 +140,21 @@ def _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma,
         flags[k + 1] = (flagged and abs(d[k] - med) / s > nsigma) or step
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _jump_scratch(ngroups):
+    """The buffers :func:`_jumps_of_pixel` works in (differences, the quiet
+    ones, deviations, a 5-value window, the flags), allocated once per call."""
+    nd = max(ngroups - 1, 1)
+    return (np.empty(nd), np.empty(nd), np.empty(nd), np.empty(5),
+            np.empty(ngroups, dtype=np.bool_))
+
+
 @njit(cache=True, nogil=True)
 def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, out):
     """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp
     steps (:func:`_jumps_of_pixel`)."""
     ngroups, npix = ramp.shape
-    nd = max(ngroups - 1, 1)
-    d = np.empty(nd)
-    quiet = np.empty(nd)
-    dev = np.empty(nd)
-    window = np.empty(5)
-    flags = np.empty(ngroups, dtype=np.bool_)
+    d, quiet, dev, window, flags = _jump_scratch(ngroups)
     for p in range(npix):
         _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
                         d, quiet, dev, window, flags)
@@ -207,12 +211,7 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
     compare it with those functions composed.
     """
     ngroups, npix = ramp.shape
-    nd = max(ngroups - 1, 1)
-    d = np.empty(nd)
-    quiet = np.empty(nd)
-    dev = np.empty(nd)
-    window = np.empty(5)
-    flags = np.empty(ngroups, dtype=np.bool_)
+    d, quiet, dev, window, flags = _jump_scratch(ngroups)
     h = ngroups // 2
     n_late_groups = max(1, ngroups - n_early)
     for p in range(npix):
