@@ -170,6 +170,28 @@ _ALGO_SNIPPETS = {
 }
 
 
+#: the calls both benchmarks time, as the documented API is called from a
+#: user's script (``files`` and ``out`` given; the bad pixel mask's inputs as
+#: the variables its snippet names)
+CALLS = {
+    "superbias": "from jwst_reffiles.superbias.superbias import make_superbias\n"
+                 "make_superbias(files, outfile=out)",
+    # consecutive: the predecessor's 'independent' crashes for odd NGROUPS
+    "readnoise": "from jwst_reffiles.readnoise.readnoise import make_readnoise\n"
+                 "make_readnoise(files, method='stack', group_diff_type='consecutive', "
+                 "outfile=out)",
+    # the documented defaults (max_equivalent_groups=60 suits full frame)
+    "dark": "from jwst_reffiles.dark_current.dark_reffile import Dark\n"
+            "Dark(file_list=files, pedigree='GROUND', descrip='benchmark dark', "
+            "author='bench', use_after='2019-04-01T00:00:00', history='benchmark', "
+            "output_file=out)",
+    "bad_pixel_mask": "from jwst_reffiles.bad_pixel_mask.bad_pixel_mask import bad_pixels\n"
+                      "bad_pixels(flat_slope_files=flats, dark_slope_files=rates, "
+                      "dark_uncal_files=uncal, dark_jump_files=jumps, "
+                      "dark_fitopt_files=fitopt, output_file=out)",
+}
+
+
 def _measure(snippet: str, files, out, python: str | None = None,
              warm: bool = False, variables: dict | None = None) -> tuple[float, float]:
     """Wall time [s] and peak RSS [GiB] of a snippet run in a fresh process.
@@ -298,6 +320,16 @@ def calibrated_products(outdir: Path, ndarks: int = 10, nflats: int = 3) -> dict
     return paths
 
 
+def _call_inputs(name: str, darks: dict, flats: list):
+    """``(files, variables)`` of the dark's or the bad pixel mask's call in
+    :data:`CALLS` on the calibrated dark products ``darks``."""
+    if name == "dark":
+        return darks["dark_jump"], None
+    return darks["dark_rate"], {"flats": flats, "rates": darks["dark_rate"],
+                                "uncal": darks["dark_uncal"], "jumps": darks["dark_jump"],
+                                "fitopt": darks["dark_fitopt"]}
+
+
 def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
     """Ours and the predecessor on the same files, same calls, in the same run."""
     from jwst_reffiles.simulate import make_truth, simulate_dataset
@@ -310,32 +342,15 @@ def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
     files = [str(f.resolve()) for f in sim.files("dark")]
     products = calibrated_products(outdir, ndarks=nfiles)
     pred = predecessor_python(outdir.resolve())
-    bpm_inputs = {"flats": products["flat_rate"], "rates": products["dark_rate"],
-                  "uncal": products["dark_uncal"], "jumps": products["dark_jump"],
-                  "fitopt": products["dark_fitopt"]}
-    calls = {
-        "superbias": ("from jwst_reffiles.superbias.superbias import make_superbias\n"
-                      "make_superbias(files, outfile=out)", files, None),
-        # consecutive: the predecessor's 'independent' crashes for odd NGROUPS
-        "readnoise": ("from jwst_reffiles.readnoise.readnoise import make_readnoise\n"
-                      "make_readnoise(files, method='stack', group_diff_type='consecutive', "
-                      "outfile=out)", files, None),
-        # the documented defaults (max_equivalent_groups=60 suits full frame)
-        "dark": ("from jwst_reffiles.dark_current.dark_reffile import Dark\n"
-                 "Dark(file_list=files, pedigree='GROUND', descrip='benchmark dark', "
-                 "author='bench', use_after='2019-04-01T00:00:00', history='benchmark', "
-                 "output_file=out)", products["dark_jump"], None),
-        "bad_pixel_mask": ("from jwst_reffiles.bad_pixel_mask.bad_pixel_mask import bad_pixels\n"
-                           "bad_pixels(flat_slope_files=flats, dark_slope_files=rates, "
-                           "dark_uncal_files=uncal, dark_jump_files=jumps, "
-                           "dark_fitopt_files=fitopt, output_file=out)",
-                           products["dark_rate"], bpm_inputs),
-    }
+    calls = {"superbias": (files, None), "readnoise": (files, None),
+             "dark": _call_inputs("dark", products, products["flat_rate"]),
+             "bad_pixel_mask": _call_inputs("bad_pixel_mask", products, products["flat_rate"])}
     result = {"benchmark": f"ours vs {PREDECESSOR} (own venv), {nfiles} full-frame NIRCam darks, "
                            "1 int x 5 groups (and 3 flats for the bad pixel mask), same calls, "
                            "same run",
               "inputs_calibration_s": products["calibration_s"]}
-    for name, (snippet, inputs, variables) in calls.items():
+    for name, (inputs, variables) in calls.items():
+        snippet = CALLS[name]
         # once untimed: numba compiles a kernel whose source changed at its
         # first call (cached for later processes); that is not the algorithm's time
         _measure(snippet, inputs, work / f"ours_{name}_compile.fits", variables=variables)
@@ -378,23 +393,12 @@ def bench_memory(outdir: Path, copies: int = 4) -> dict:
         return out
     many = {k: [f for c in range(copies) for f in linked(v, c)]
             for k, v in products.items() if k.startswith("dark_")}
-    snippets = {
-        "dark": "from jwst_reffiles.dark_current.dark_reffile import Dark\n"
-                "Dark(file_list=files, pedigree='GROUND', descrip='benchmark dark', author='bench', "
-                "use_after='2019-04-01T00:00:00', history='benchmark', output_file=out)",
-        "bad_pixel_mask": "from jwst_reffiles.bad_pixel_mask.bad_pixel_mask import bad_pixels\n"
-                          "bad_pixels(flat_slope_files=flats, dark_slope_files=files, "
-                          "dark_jump_files=jumps, dark_fitopt_files=fitopt, output_file=out)",
-    }
     n = len(products["dark_jump"])
     result = {"benchmark": f"peak memory, {n} vs {copies * n} full-frame darks (1 int x 5 groups)"}
-    for name, snippet in snippets.items():
+    for name in ("dark", "bad_pixel_mask"):
         for label, paths in ((n, products), (copies * n, many)):
-            files = paths["dark_jump"] if name == "dark" else paths["dark_rate"]
-            variables = None if name == "dark" else {
-                "flats": products["flat_rate"], "jumps": paths["dark_jump"],
-                "fitopt": paths["dark_fitopt"]}
-            _, rss = _measure(snippet, files, work / f"{name}_{label}.fits", variables=variables)
+            files, variables = _call_inputs(name, paths, products["flat_rate"])
+            _, rss = _measure(CALLS[name], files, work / f"{name}_{label}.fits", variables=variables)
             result[f"{name}_{label}_files_peak_GiB"] = round(rss, 2)
     return result
 

@@ -30,10 +30,11 @@ def solve_batched(h: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     dia = np.where(dia > 0, dia, 1.0)
     with np.errstate(all="ignore"):
         hn = h / dia[..., :, None] / dia[..., None, :]
-        ok = np.isfinite(hn).all(axis=(-1, -2)) & np.isfinite(g / dia).all(axis=-1)
+        gn = g / dia
+        ok = np.isfinite(hn).all(axis=(-1, -2)) & np.isfinite(gn).all(axis=-1)
         hn = np.where(ok[..., None, None], hn, np.eye(q))
         ok &= np.linalg.cond(hn) < MAX_CONDITION
         hn = np.where(ok[..., None, None], hn, np.eye(q))
-        x = np.linalg.solve(hn, np.where(ok[..., None], g / dia, 0.0)[..., None])[..., 0] / dia
+        x = np.linalg.solve(hn, np.where(ok[..., None], gn, 0.0)[..., None])[..., 0] / dia
     ok &= np.isfinite(x).all(axis=-1)
     return np.where(ok[..., None], x, 0.0), ok
