@@ -7,14 +7,16 @@ each pixel's values are sorted once, and every clipping iteration only moves
 the two ends of the run inward; the median of the run is read off its middle,
 the mean and (two-pass) standard deviation are sums over it.
 
-The work is split in three: :func:`gather_rows` transposes a block (N, npix)
-into one row of N values per pixel (non-finite values -> NaN), numpy sorts the
-rows (its vectorised sort, NaNs last; far faster than a per-pixel sort in
-compiled code, which is dominated by branch mispredictions) -- or, for a short
-stack, :func:`gather_sorted_rows` does both with a sorting network -- and
-:func:`clip_sorted_rows` iterates on each sorted row.  This gives the
-statistics of :func:`astropy.stats.sigma_clip` with ``axis=0`` (the tests in
-``tests/test_stats.py`` compare them); the only temporary is the block of rows.
+A short stack (up to :data:`NETWORK_MAX` values per pixel) is done in one
+pass, :func:`clip_short_stack`: a tile of pixels sorted by a sorting network
+(branch-free min/max steps), then each pixel clipped; nothing of the stack's
+size is allocated.  A deeper one in three steps: :func:`gather_rows`
+transposes a block (N, npix) into one row of N values per pixel (non-finite
+values -> NaN), numpy sorts the rows (its vectorised sort, NaNs last; far
+faster than a per-pixel sort in compiled code, which is dominated by branch
+mispredictions), and :func:`clip_sorted_rows` iterates on each sorted row.
+Both give the statistics of :func:`astropy.stats.sigma_clip` with ``axis=0``
+(the tests in ``tests/test_stats.py`` compare them).
 
 Compiled with numba (``cache=True``: compiled once per installation, loaded in
 milliseconds by later processes); ``nogil``, so threads of a Dask worker run
@@ -112,21 +114,38 @@ def sorting_network(n: int) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-#: stacks up to this deep are sorted by :func:`gather_sorted_rows` (measured:
-#: 5x faster than a gather and numpy's row sort at 3 values, 1.6x at 10, even
-#: at about 32)
+#: stacks up to this deep are sorted by a sorting network in
+#: :func:`clip_short_stack` (measured: 5x faster than a gather and numpy's row
+#: sort at 3 values, 1.6x at 10, even at about 32)
 NETWORK_MAX = 24
 
 
 @njit(cache=True, nogil=True)
-def gather_sorted_rows(data, pairs, out):
-    """:func:`gather_rows` with each row sorted (NaNs last) by the sorting
-    network ``pairs`` (:func:`sorting_network` of N), applied to a tile of
-    pixels at a time in the data's own float type (non-finite -> +inf while
-    sorting, NaN in ``out``)."""
+def _sort_tile(buf, m, pairs):
+    """Sort the first ``m`` columns of ``buf`` (N, tile) by the network ``pairs``:
+    each compare-exchange a branch-free min/max across the columns."""
+    for k in range(pairs.shape[0]):
+        a = pairs[k, 0]
+        b = pairs[k, 1]
+        for q in range(m):
+            x = buf[a, q]
+            y = buf[b, q]
+            buf[a, q] = x if x < y else y       # branch-free (a select)
+            buf[b, q] = y if x < y else x
+
+
+@njit(cache=True, nogil=True)
+def clip_short_stack(data, pairs, sigma_lower, sigma_upper, maxiters, use_mad, reinclude,
+                     companion, use_companion, mean, median, std, count, companion_sum):
+    """:func:`clip_sorted_rows` on a short stack ``data`` (N, npix) as it is:
+    a tile of pixels at a time is loaded in the data's own float type
+    (non-finite -> +inf), sorted by the sorting network ``pairs``
+    (:func:`sorting_network` of N; branch-free min/max steps across the tile)
+    and its rows clipped.  Nothing of the size of the stack is allocated."""
     nstack, npix = data.shape
     tile = 128
     buf = np.empty((nstack, tile), dtype=data.dtype)
+    rows = np.empty((tile, nstack))
     for p0 in range(0, npix, tile):
         p1 = min(npix, p0 + tile)
         m = p1 - p0
@@ -134,18 +153,15 @@ def gather_sorted_rows(data, pairs, out):
             for q in range(m):
                 v = data[j, p0 + q]
                 buf[j, q] = v if np.isfinite(v) else np.inf
-        for k in range(pairs.shape[0]):
-            a = pairs[k, 0]
-            b = pairs[k, 1]
-            for q in range(m):
-                x = buf[a, q]
-                y = buf[b, q]
-                buf[a, q] = x if x < y else y       # branch-free (a select)
-                buf[b, q] = y if x < y else x
+        _sort_tile(buf, m, pairs)
         for q in range(m):
             for j in range(nstack):
                 v = np.float64(buf[j, q])
-                out[p0 + q, j] = v if v != np.inf else np.nan
+                rows[q, j] = v if v != np.inf else np.nan
+        clip_sorted_rows(rows[:m], sigma_lower, sigma_upper, maxiters, use_mad, reinclude,
+                         data[:, p0:p1], companion[:, p0:p1] if use_companion else companion,
+                         use_companion, mean[p0:p1], median[p0:p1], std[p0:p1], count[p0:p1],
+                         companion_sum[p0:p1] if use_companion else companion_sum)
 
 
 @njit(cache=True, nogil=True)

@@ -152,52 +152,55 @@ def in_threads(work, npix: int, threads: int | None = None) -> None:
 def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
                   stdfunc: str = "std", companion: np.ndarray | None = None,
                   scratch: np.ndarray | None = None, reinclude: bool = True,
-                  threads: int | None = None):
+                  threads: int | None = None, out=None):
     """Sigma-clip each column of a (N, npix) block; (mean, median, std, count, companion sum).
 
-    Each pixel's values are gathered into a row, the rows sorted (a sorting
-    network for short stacks, numpy's sort for longer ones), and
-    the compiled kernel (:mod:`jwst_reffiles._clipkernel`) moves the ends of
-    each row's kept run inward per iteration.  ``scratch``: a float64 buffer of
-    at least N x npix values to reuse (saves the page faults of a new one).
+    A short stack (N <= ``_clipkernel.NETWORK_MAX``) is sorted a tile of pixels
+    at a time by a sorting network and clipped in the same pass; a deeper one
+    is gathered into one row per pixel (``scratch``: a float64 buffer of at
+    least N x npix values to reuse, saving the page faults of a new one),
+    the rows sorted by numpy and then clipped (:mod:`jwst_reffiles._clipkernel`).
     ``threads``: the columns are split between this many threads (default
-    :func:`kernel_threads`; the kernel and numpy's sort release the GIL).
+    :func:`kernel_threads`; the kernels and numpy's sort release the GIL).
+    ``out``: (mean, median, std, count[, companion sum]) 1-D arrays of npix to
+    write into (any float type; count int32), else float64 ones are made.
     """
-    from ._clipkernel import (NETWORK_MAX, clip_sorted_rows, gather_rows, gather_sorted_rows,
+    from ._clipkernel import (NETWORK_MAX, clip_short_stack, clip_sorted_rows, gather_rows,
                               sorting_network)
 
     data = as_float(data)
     nstack, npix = data.shape
-    if scratch is None or scratch.size < nstack * npix:
-        scratch = np.empty(nstack * npix)
-    rows = scratch[:nstack * npix].reshape(npix, nstack)
-    mean = np.empty(npix)
-    med = np.empty(npix)
-    std = np.empty(npix)
-    n = np.empty(npix, dtype=np.int32)
     use_companion = companion is not None
-    if use_companion:
-        comp = np.asarray(companion, dtype=np.float64)
-        csum = np.empty(npix)
+    if out is None:
+        mean, med, std = np.empty(npix), np.empty(npix), np.empty(npix)
+        n = np.empty(npix, dtype=np.int32)
+        csum = np.empty(npix) if use_companion else np.empty(0)
     else:
-        comp = np.empty((0, 0))
-        csum = np.empty(0)
+        mean, med, std, n = out[:4]
+        csum = out[4] if use_companion else np.empty(0)
+    comp = np.asarray(companion, dtype=np.float64) if use_companion else np.empty((0, 0))
     iters = -1 if maxiters is None else int(maxiters)
+    args = (float(sigma_lower), float(sigma_upper), iters, stdfunc == "mad_std", reinclude)
 
-    network = sorting_network(nstack) if nstack <= NETWORK_MAX else None
+    def outputs(a, b):
+        return (comp[:, a:b] if use_companion else comp, use_companion, mean[a:b], med[a:b],
+                std[a:b], n[a:b], csum[a:b] if use_companion else csum)
 
-    def work(a, b):
-        part = rows[a:b]
-        if network is not None:
-            gather_sorted_rows(data[:, a:b], network, part)
-        else:
+    if nstack <= NETWORK_MAX:
+        network = sorting_network(nstack)
+
+        def work(a, b):
+            clip_short_stack(data[:, a:b], network, *args, *outputs(a, b))
+    else:
+        if scratch is None or scratch.size < nstack * npix:
+            scratch = np.empty(nstack * npix)
+        rows = scratch[:nstack * npix].reshape(npix, nstack)
+
+        def work(a, b):
+            part = rows[a:b]
             gather_rows(data[:, a:b], part)
             part.sort(axis=1)
-        clip_sorted_rows(part, float(sigma_lower), float(sigma_upper), iters,
-                         stdfunc == "mad_std", reinclude, data[:, a:b],
-                         comp[:, a:b] if use_companion else comp, use_companion,
-                         mean[a:b], med[a:b], std[a:b], n[a:b],
-                         csum[a:b] if use_companion else csum)
+            clip_sorted_rows(part, *args, data[:, a:b], *outputs(a, b))
 
     in_threads(work, npix, threads)
     return mean, med, std, n, (csum if use_companion else None)
@@ -206,7 +209,7 @@ def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxi
 def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
                 sigma_lower: float | None = None, sigma_upper: float | None = None,
                 memory_bytes: int = DEFAULT_MEMORY_BYTES, companion=None,
-                stdfunc: str = "std") -> StackStats:
+                stdfunc: str = "std", dtype=np.float64) -> StackStats:
     """Sigma-clipped mean, median, std and count through a stack, per pixel.
 
     Parameters
@@ -229,6 +232,9 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
         which can reject an outlier among a handful of values (with N values
         no value can be more than (N-1)/sqrt(N) standard deviations out).
 
+    dtype : float type
+        Of the mean, median and std images (computed in float64 whatever it is).
+
     ``maxiters=0`` gives the plain (unclipped) statistics of the finite values.
     """
     if stdfunc not in ("std", "mad_std"):
@@ -243,27 +249,26 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
                          f"stack's {source.shape}")
     sl = sigma if sigma_lower is None else sigma_lower
     su = sigma if sigma_upper is None else sigma_upper
-    # the float64 block (and the companion's); the kernel needs no more
+    from ._clipkernel import NETWORK_MAX
+    # the data block and, for a deep stack, its gathered float64 rows (and the
+    # companion's); the kernels need no more
     per_row = max(1, nstack) * nx * 8 * (2 if companion is None else 4)
     rows = int(max(1, min(ny, memory_bytes // per_row)))
-    out = {k: np.empty((ny, nx), dtype=np.float64) for k in ("mean", "median", "std")}
+    out = {k: np.empty((ny, nx), dtype=dtype) for k in ("mean", "median", "std")}
     count = np.empty((ny, nx), dtype=np.int32)
     csum = None if companion is None else np.empty((ny, nx), dtype=np.float64)
-    scratch = np.empty(nstack * min(ny, rows) * nx)
+    scratch = np.empty(nstack * min(ny, rows) * nx) if nstack > NETWORK_MAX else None
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
         data = np.asarray(source.read(y0, y1)).reshape(nstack, -1)
         comp = None
         if companion is not None:
             comp = np.asarray(companion.read(y0, y1)).reshape(nstack, -1)
-        mean, med, std, n, cs = _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch)
-        shape = (y1 - y0, nx)
-        out["mean"][y0:y1] = mean.reshape(shape)
-        out["median"][y0:y1] = med.reshape(shape)
-        out["std"][y0:y1] = std.reshape(shape)
-        count[y0:y1] = n.reshape(shape)
+        # written straight into the images' rows y0:y1
+        block = [a[y0:y1].reshape(-1) for a in (out["mean"], out["median"], out["std"], count)]
         if companion is not None:
-            csum[y0:y1] = cs.reshape(shape)
+            block.append(csum[y0:y1].reshape(-1))
+        _clip_columns(data, sl, su, maxiters, stdfunc, comp, scratch, out=block)
     return StackStats(mean=out["mean"], median=out["median"], std=out["std"], count=count,
                       companion_sum=csum)
 

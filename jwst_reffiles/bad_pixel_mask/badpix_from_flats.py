@@ -42,7 +42,7 @@ from ..detectors import reference_pixel_mask
 from ..dq import PIXEL, dq_def_records, flag_value
 from ..reffile import save_mask
 from ..stats import image_stats as _image_stats
-from ..stats import stack_stats
+from ..stats import ROBUST_MAX_VALUES, stack_stats
 from ..utils import none_check
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,11 @@ def mean_stdev_images(data, sigma=3.0):
     return st.mean, st.std
 
 
-def image_stats(image, sigma=3.0, mask=None):
-    """Sigma-clipped (mean, stdev) over an image (``mask`` True = ignored)."""
-    mean, _, std = _image_stats(image, sigma=sigma, maxiters=5, mask=mask)
+def image_stats(image, sigma=3.0, mask=None, max_values=None):
+    """Sigma-clipped (mean, stdev) over an image (``mask`` True = ignored);
+    ``max_values``: as :func:`jwst_reffiles.stats.image_stats` (None: every pixel)."""
+    mean, _, std = _image_stats(image, sigma=sigma, maxiters=5, mask=mask,
+                                max_values=max_values)
     return mean, std
 
 
@@ -486,7 +488,9 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
                                  int(hdr.get("SUBSTRT2", 1))).astype(bool)
     norm = normalize(mean_image, normalization_method, refpix, smoothing_box_width,
                      smoothing_type, sigma_threshold, fit_degree)
-    mean_rate, std_rate = image_stats(norm, sigma_threshold, mask=refpix)
+    # the dead threshold's level and spread: an even subsample on a full frame
+    mean_rate, std_rate = image_stats(norm, sigma_threshold, mask=refpix,
+                                      max_values=ROBUST_MAX_VALUES)
     log.info("normalised flat: clipped mean %.4f, std %.4f", mean_rate, std_rate)
 
     maps = {}

@@ -207,7 +207,7 @@ class Dark:
                     st = stack_stats(block.reshape(block.shape[0], -1, nx),
                                      sigma=self.sigma_threshold,
                                      maxiters=self.max_clipping_iters,
-                                     memory_bytes=self.memory_bytes)
+                                     memory_bytes=self.memory_bytes, dtype=np.float32)
                     shape = (ngroups, y1 - y0, nx)
                     dark[k, :, y0:y1] = st.mean.reshape(shape)
                     err[k, :, y0:y1] = st.std.reshape(shape)

@@ -23,7 +23,7 @@ from ..detectors import reference_pixel_mask
 from ..dq import dq_def_records, flag_value
 from ..io import GroupSource
 from ..reffile import _Sub, get_crds_info, save_reference
-from ..stats import calculate_mean, calculate_stddev, image_stats, stack_stats
+from ..stats import ROBUST_MAX_VALUES, calculate_mean, calculate_stddev, image_stats, stack_stats
 from ..utils import none_check
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,16 @@ def find_unreliable_bias_pixels(error, bad_clipping_sigma=3.0, bad_max_clipping_
     """DQ map flagging pixels with a high superbias error (UNRELIABLE_BIAS + DO_NOT_USE).
 
     The threshold is the clipped mean + ``bad_sigma_threshold`` x clipped std of
-    the error image over the science pixels.  With ``plot`` a histogram is saved
-    to ``plot_file``.
+    the error image over the science pixels (on a full frame an even subsample
+    of ``stats.ROBUST_MAX_VALUES`` of them: a threshold's precision, not a
+    pixel's).  With ``plot`` a histogram is saved to ``plot_file``.
     """
     error = np.asarray(error, dtype=np.float64)
     mask = ~np.isfinite(error)
     if refpix_map is not None:
         mask |= np.asarray(refpix_map, bool)
     mean, _, std = image_stats(error, sigma=bad_clipping_sigma, maxiters=bad_max_clipping_iters,
-                               mask=mask)
+                               mask=mask, max_values=ROBUST_MAX_VALUES)
     threshold = mean + bad_sigma_threshold * std
     with np.errstate(invalid="ignore"):
         bad = (error > threshold) | ~np.isfinite(error)
@@ -106,14 +107,16 @@ def make_filled_superbias(superbias, refpix_map, bad_clipping_sigma=3.0,
     """A superbias where high pixels are replaced by the median of their neighbours.
 
     High pixels: above the clipped mean + ``bad_sigma_threshold`` x std of the
-    science pixels.  The replacement is the median of the science pixels in a
+    science pixels (an even subsample of them on a full frame, as
+    :func:`find_unreliable_bias_pixels`).  The replacement is the median of the science pixels in a
     ``box_width`` box around each (reference pixels are never used or changed).
     The filled image is returned, and saved as ``<outfile>_filled.fits`` when
     ``outfile`` is given.
     """
     superbias = np.asarray(superbias, dtype=np.float64)
     ref = np.asarray(refpix_map, bool)
-    mean, _, std = image_stats(superbias, bad_clipping_sigma, bad_max_clipping_iters, mask=ref)
+    mean, _, std = image_stats(superbias, bad_clipping_sigma, bad_max_clipping_iters, mask=ref,
+                               max_values=ROBUST_MAX_VALUES)
     high = (superbias > mean + bad_sigma_threshold * std) & ~ref
     filled = superbias.copy()
     half = max(1, int(box_width) // 2)
