@@ -1,8 +1,10 @@
 """Reading ramps from FITS files a block of rows at a time.
 
-Uncalibrated (uint16, scaled) and calibrated (float32) ramps are read through
-astropy's ``section``, which reads only the requested part from disk and
-applies any scaling: memory is set by the block, not by the file.
+Uncalibrated (uint16, scaled) and calibrated (float32) ramps are read a block
+of rows at a time, only the requested bytes from disk, scaled here: memory is
+set by the block, not by the file.  :class:`RampFile` reads each plane's rows
+with one seek and read into the block (astropy's ``section`` where the file is
+compressed), other extensions go through ``section`` (:func:`read_section`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def read_section(hdu, index=(), dtype=np.float64) -> np.ndarray:
     return out
 
 
+#: the stored (big-endian) type of each FITS BITPIX
+_STORED = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
 class RampFile:
     """A 4-D ramp (nints, ngroups, ny, nx) in the SCI extension of a FITS file."""
 
@@ -99,27 +105,83 @@ class RampFile:
         # integers of up to 16 bits (raw DN, unscaled or shifted by an integral
         # BZERO) and float32 data are exact in float32: half the memory traffic
         bitpix = int(hdu.header.get("BITPIX", -64))
+        #: FITS BITPIX of the stored values
+        self.bitpix = bitpix
         self.exact_in_float32 = (bitpix == -32 or (bitpix in (8, 16) and self._bscale == 1.0
                                                    and float(self._bzero).is_integer()))
         self.ndim_file = len(hdu.shape)
         self.shape = tuple(int(s) for s in shape)
+        self._raw = self._open_raw(hdu, bitpix)
+
+    def _open_raw(self, hdu, bitpix):
+        """The file opened for reading planes' rows directly (one seek and one
+        read each, into the output's own buffer), or None where astropy's
+        section must do it (a compressed file, an unusual BITPIX)."""
+        if bitpix not in _STORED:
+            return None
+        try:
+            raw = open(self.path, "rb")
+        except OSError:
+            return None
+        if raw.read(6) != b"SIMPLE":            # gzip and the like: astropy reads them
+            raw.close()
+            return None
+        self._datloc = int(hdu.fileinfo()["datLoc"])
+        self._stored = np.dtype(_STORED[bitpix])
+        return raw
+
+    def _read_planes(self, ints, groups, y0, y1):
+        """The stored values (big-endian, unscaled) of rows y0:y1 of the planes
+        ``ints`` x ``groups`` (ranges), (len(ints), len(groups), y1-y0, nx)."""
+        nints, ngroups, ny, nx = self.shape
+        out = np.empty((len(ints), len(groups), y1 - y0, nx), self._stored)
+        plane = ny * nx * self._stored.itemsize
+        for a, i in enumerate(ints):
+            for b, g in enumerate(groups):
+                self._raw.seek(self._datloc + (i * ngroups + g) * plane
+                               + y0 * nx * self._stored.itemsize)
+                buf = out[a, b]
+                if self._raw.readinto(buf) != buf.nbytes:
+                    raise ValueError(f"{self.path}: the {self._hdu.name} data end early "
+                                     f"(plane {i}, {g}, rows {y0}:{y1})")
+        return out
 
     def read(self, y0: int = 0, y1: int | None = None, ints=slice(None),
-             groups=slice(None), dtype=np.float64) -> np.ndarray:
+             groups=slice(None), dtype=np.float64, out=None) -> np.ndarray:
         """Array (nints', ngroups', y1-y0, nx) of the requested part, as ``dtype``
-        (float64; float32 only where :attr:`exact_in_float32`)."""
+        (float64; float32 only where :attr:`exact_in_float32`; an integer type
+        for unscaled integer data, e.g. GROUPDQ, converted exactly).  ``out``:
+        an array of that shape to fill (its dtype wins) instead of a new one."""
         y1 = self.shape[2] if y1 is None else y1
-        if self.ndim_file == 3:
-            block = self._hdu.section[groups, y0:y1, :][None]
-            block = block[ints]
+        dtype = np.dtype(out.dtype if out is not None else dtype)
+        if self._raw is not None and isinstance(ints, slice) and isinstance(groups, slice):
+            stored = self._read_planes(range(self.shape[0])[ints], range(self.shape[1])[groups],
+                                       y0, y1)
+            if (out is None and dtype == self._stored.newbyteorder("=")
+                    and (self._bzero == 0.0 or not np.issubdtype(dtype, np.integer))):
+                # ours: swapped in place rather than copied
+                out = stored.byteswap(inplace=True).view(dtype)
+                stored = out
+        elif self.ndim_file == 3:
+            stored = self._hdu.section[groups, y0:y1, :][None][ints]
         else:
-            block = self._hdu.section[ints, groups, y0:y1, :]
-        block = np.asarray(block, dtype=dtype)
-        if self._bscale != 1.0:
-            block *= self._bscale
-        if self._bzero != 0.0:
-            block += self._bzero
-        return block
+            stored = self._hdu.section[ints, groups, y0:y1, :]
+        if np.issubdtype(dtype, np.integer):
+            if self._bscale != 1.0 or not float(self._bzero).is_integer():
+                raise ValueError(f"{self.path}: {self._hdu.name} is scaled (BSCALE "
+                                 f"{self._bscale}, BZERO {self._bzero}): not integers")
+            if self._bzero != 0.0:
+                stored = np.asarray(stored, np.int64) + int(self._bzero)
+        if out is None:
+            out = np.asarray(stored, dtype=dtype)       # byte order and type in one pass
+        elif stored is not out:
+            np.copyto(out, stored, casting="unsafe")
+        if not np.issubdtype(dtype, np.integer):
+            if self._bscale != 1.0:
+                out *= self._bscale
+            if self._bzero != 0.0:
+                out += self._bzero
+        return out
 
     def read_usable(self, y0: int = 0, y1: int | None = None, ints=slice(None),
                     groups=slice(None), bad_flags: int | None = None) -> np.ndarray:
@@ -141,6 +203,8 @@ class RampFile:
         return data
 
     def close(self):
+        if self._raw is not None:
+            self._raw.close()
         self._hdul.close()
 
     def __enter__(self):

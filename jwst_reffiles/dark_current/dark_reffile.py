@@ -32,7 +32,7 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from ..dq import dq_def_records, flag_value
-from ..io import RampFile, check_consistent, open_unscaled, read_dtype
+from ..io import RampFile, check_consistent, read_dtype
 from ..reffile import crds_info_from_file, save_reference
 from ..stats import stack_stats
 
@@ -171,7 +171,7 @@ class Dark:
         ramps = [RampFile(f) for f in self.file_list]
         # read a row block at a time, not mapped: a mapped file's pages count
         # towards the process's memory until it is closed (40 files: +0.2 GiB)
-        dqs = {f: open_unscaled(j) for f, j in jump_files.items()}
+        dqs = {f: RampFile(j, "GROUPDQ") for f, j in jump_files.items()}
         try:
             nints, ngroups, ny, nx = ramps[0].shape
             # output integrations (MIRI: the first, and the rest where files have more)
@@ -192,8 +192,9 @@ class Dark:
                 firsts, i = [], 0
                 for r, f in zip(ramps, self.file_list):
                     part = stack[i:i + r.shape[0]]
-                    part[...] = r.read(y0, y1, dtype=dtype)
-                    gdq = dqs[f]["GROUPDQ"].section[:, :, y0:y1, :]
+                    r.read(y0, y1, out=part)
+                    dq = dqs[f]
+                    gdq = dq.read(y0, y1, dtype=np.uint8 if dq.bitpix == 8 else np.uint32)
                     np.copyto(part, np.nan, where=first_hit_mask(gdq))
                     firsts.append(i)
                     i += r.shape[0]
