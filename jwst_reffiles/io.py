@@ -113,6 +113,12 @@ class RampFile:
         self.shape = tuple(int(s) for s in shape)
         self._raw = self._open_raw(hdu, bitpix)
 
+    @property
+    def flag_dtype(self) -> np.dtype:
+        """The unsigned type to read flags (GROUPDQ) in: uint8 where they are
+        stored as bytes (jwst's), else uint32."""
+        return np.dtype(np.uint8 if self.bitpix == 8 else np.uint32)
+
     def _open_raw(self, hdu, bitpix):
         """The file opened for reading planes' rows directly (one seek and one
         read each, into the output's own buffer), or None where astropy's

@@ -65,6 +65,7 @@ from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
+from ..io import RampFile
 from ..stats import ROBUST_MAX_VALUES, as_float, image_stats, in_threads, robust_stats
 
 log = logging.getLogger(__name__)
@@ -498,11 +499,11 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
         pedestal = read_pedestal_data(of)
         rc_ints = np.zeros(shape, np.int32)      # integrations whose jumps bunch early
         high_file = np.zeros(shape, bool)
-        with fits.open(jf) as hdul:
-            gdq = hdul["GROUPDQ"].data
-            # native float32 once (FITS data are big-endian; every step below
-            # would otherwise convert its own copy)
-            sci = np.asarray(hdul["SCI"].data, dtype=np.float32)
+        # native float32 and flags once (FITS data are big-endian; every step
+        # below would otherwise convert its own copy)
+        with RampFile(jf) as ramp_file, RampFile(jf, "GROUPDQ") as dq_file:
+            sci = ramp_file.read(dtype=np.float32)
+            gdq = dq_file.read(dtype=dq_file.flag_dtype)
             # each pixel's difference noise: the median of its integrations'
             # (robust to the integrations where it switches when there are 3 or
             # more; with fewer, each integration's own)

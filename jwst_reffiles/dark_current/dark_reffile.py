@@ -193,8 +193,7 @@ class Dark:
                 for r, f in zip(ramps, self.file_list):
                     part = stack[i:i + r.shape[0]]
                     r.read(y0, y1, out=part)
-                    dq = dqs[f]
-                    gdq = dq.read(y0, y1, dtype=np.uint8 if dq.bitpix == 8 else np.uint32)
+                    gdq = dqs[f].read(y0, y1, dtype=dqs[f].flag_dtype)
                     np.copyto(part, np.nan, where=first_hit_mask(gdq))
                     firsts.append(i)
                     i += r.shape[0]
