@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .._clipkernel import _run_median, _sort
+from .._clipkernel import _run_median, _sort, _sort_tile
 from ..stats import MAD_TO_SIGMA
 
 
@@ -86,14 +86,19 @@ def difference_noise(ramp, gdq, skip_bits, med_out, sigma_out):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _median5(a, b, c, d, e):
-    """Median of five values by seven min/max (no branches, no memory); NaN
-    when any is NaN (the caller then sorts)."""
-    if np.isnan(a) or np.isnan(b) or np.isnan(c) or np.isnan(d) or np.isnan(e):
-        return np.nan
+def _median5_finite(a, b, c, d, e):
+    """Median of five values (no NaN) by seven min/max: no branches, no memory."""
     f = max(min(a, b), min(c, d))
     g = min(max(a, b), max(c, d))
     return max(min(e, f), min(max(e, f), g))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _median5(a, b, c, d, e):
+    """:func:`_median5_finite`, NaN when any value is NaN (the caller then sorts)."""
+    if np.isnan(a) or np.isnan(b) or np.isnan(c) or np.isnan(d) or np.isnan(e):
+        return np.nan
+    return _median5_finite(a, b, c, d, e)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -149,17 +154,101 @@ def _jump_scratch(ngroups):
             np.empty(ngroups, dtype=np.bool_))
 
 
-@njit(cache=True, nogil=True)
-def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, out):
-    """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp
-    steps (:func:`_jumps_of_pixel`)."""
-    ngroups, npix = ramp.shape
-    d, quiet, dev, window, flags = _jump_scratch(ngroups)
-    for p in range(npix):
-        _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
-                        d, quiet, dev, window, flags)
+#: pixels per tile of :func:`_tile_flags`
+TILE = 128
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile_scratch(ngroups):
+    """The buffers of :func:`_tile_flags` (differences, their sorted copy,
+    deviations: (ngroups - 1, TILE); sigma and the clean mask: (TILE,); the
+    tile's flags (ngroups, TILE)), allocated once per call."""
+    nd = max(ngroups - 1, 1)
+    return (np.empty((nd, TILE)), np.empty((nd, TILE)), np.empty((nd, TILE)), np.empty(TILE),
+            np.empty(TILE, dtype=np.bool_), np.empty((ngroups, TILE), dtype=np.bool_))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _column_median(a, n, q):
+    """Median of the sorted column q of a[:n]."""
+    h = n // 2
+    return a[h, q] if n % 2 == 1 else (a[h - 1, q] + a[h, q]) / 2.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
+                pairs, d, srt, dev, sig, clean, tflags, scratch):
+    """tflags[g, q]: :func:`_jumps_of_pixel`'s flags of pixels p0 .. p0+m-1.
+
+    Pixels whose groups carry no JUMP_DET or SATURATED flag and whose reads
+    are all finite -- nearly all of a dark -- are done together, a step at a
+    time across the tile (branch-free, vectorised): the median and MAD of the
+    differences from columns sorted by the network ``pairs`` (of ngroups - 1
+    values; empty: no such path), the running median by :func:`_median5_finite`.
+    The same arithmetic in the same order as the per-pixel path, which does
+    the other pixels.  ``scratch``: :func:`_jump_scratch`'s buffers.
+    """
+    ngroups = ramp.shape[0]
+    nd = ngroups - 1
+    bits = jump_bit | sat_bit
+    if ngroups >= 3 and pairs.shape[0] > 0:
+        for q in range(m):
+            clean[q] = True
         for g in range(ngroups):
-            out[g, p] = flags[g]
+            for q in range(m):
+                v = ramp[g, p0 + q]
+                clean[q] = clean[q] & ((gdq[g, p0 + q] & bits) == 0) & np.isfinite(v)
+        for k in range(nd):
+            for q in range(m):
+                v = np.float64(ramp[k + 1, p0 + q]) - np.float64(ramp[k, p0 + q])
+                d[k, q] = v
+                srt[k, q] = v
+        _sort_tile(srt, m, pairs)
+        for q in range(m):
+            sig[q] = _column_median(srt, nd, q)
+        if not use_sigma:
+            for k in range(nd):
+                for q in range(m):
+                    dev[k, q] = abs(srt[k, q] - sig[q])
+            _sort_tile(dev, m, pairs)
+        for q in range(m):
+            s = sigma[p0 + q] if use_sigma else MAD_TO_SIGMA * _column_median(dev, nd, q)
+            sig[q] = 1e-6 if s < 1e-6 else s          # (NaN stays NaN)
+            tflags[0, q] = False
+        for k in range(nd):
+            i0 = max(k - 2, 0)
+            i1 = max(k - 1, 0)
+            i3 = min(k + 1, nd - 1)
+            i4 = min(k + 2, nd - 1)
+            for q in range(m):
+                local = _median5_finite(d[i0, q], d[i1, q], d[k, q], d[i3, q], d[i4, q])
+                tflags[k + 1, q] = abs(d[k, q] - local) / sig[q] > step_nsigma
+    else:
+        for q in range(m):
+            clean[q] = False
+    dd, quiet, dv, window, flags = scratch
+    for q in range(m):
+        if not clean[q]:
+            _jumps_of_pixel(ramp, gdq, p0 + q, jump_bit, sat_bit, nsigma, step_nsigma, sigma,
+                            use_sigma, dd, quiet, dv, window, flags)
+            for g in range(ngroups):
+                tflags[g, q] = flags[g]
+
+
+@njit(cache=True, nogil=True)
+def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, pairs, out):
+    """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp
+    steps (:func:`_jumps_of_pixel`, a tile at a time: :func:`_tile_flags`)."""
+    ngroups, npix = ramp.shape
+    scratch = _jump_scratch(ngroups)
+    d, srt, dev, sig, clean, tflags = _tile_scratch(ngroups)
+    for p0 in range(0, npix, TILE):
+        m = min(TILE, npix - p0)
+        _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
+                    pairs, d, srt, dev, sig, clean, tflags, scratch)
+        for g in range(ngroups):
+            for q in range(m):
+                out[g, p0 + q] = tflags[g, q]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -193,7 +282,7 @@ def ramp_slopes(ramp, whole, late):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat_bit,
-                     nsigma, step_nsigma, g1, sat_level, bright_level, ped_mean, ped_std,
+                     nsigma, step_nsigma, pairs, g1, sat_level, bright_level, ped_mean, ped_std,
                      ped_threshold, max_jump_limit, n_early, jump_ratio_threshold,
                      sat_count, bright_count, ped_high_n, ped_normal_n, ped_n, ped_high_sum,
                      ped_high_sq, high_file, rc_ints, s_sum, s_sq, n_clean, whole_sum,
@@ -211,17 +300,21 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
     compare it with those functions composed.
     """
     ngroups, npix = ramp.shape
-    d, quiet, dev, window, flags = _jump_scratch(ngroups)
+    scratch = _jump_scratch(ngroups)
+    d, srt, dev, sig, clean, tflags = _tile_scratch(ngroups)
     h = ngroups // 2
     n_late_groups = max(1, ngroups - n_early)
     for p in range(npix):
+        q = p % TILE
+        if q == 0:
+            _tile_flags(ramp, gdq, p, min(TILE, npix - p), jump_bit, sat_bit, nsigma,
+                        step_nsigma, sigma, use_sigma, pairs, d, srt, dev, sig, clean, tflags,
+                        scratch)
         # real jumps: total and in the first n_early groups
-        _jumps_of_pixel(ramp, gdq, p, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
-                        d, quiet, dev, window, flags)
         total = 0
         early = 0
         for g in range(ngroups):
-            if flags[g]:
+            if tflags[g, q]:
                 total += 1
                 if g < n_early:
                     early += 1

@@ -176,11 +176,23 @@ def real_jumps(ramp, groupdq, nsigma=5.0, step_nsigma=4.0, sigma=None):
     r, dq, o = _pixels(ramp), _pixels(groupdq), _pixels(out)
     bits = int(flag_value("JUMP_DET")), int(flag_value("SATURATED"))
 
+    pairs = _difference_network(r.shape[0])
+
     def work(a, b):
         kernel(r[:, a:b], dq[:, a:b], bits[0], bits[1], float(nsigma), float(step_nsigma),
-               sig[a:b] if use_sigma else sig, use_sigma, o[:, a:b])
+               sig[a:b] if use_sigma else sig, use_sigma, pairs, o[:, a:b])
     in_threads(work, o.shape[1])
     return out
+
+
+def _difference_network(ngroups: int) -> np.ndarray:
+    """The sorting network of a ramp's ngroups - 1 differences for the
+    kernels' tile path (empty where the per-pixel path does every pixel:
+    fewer than 3 groups, or more differences than networks are used for)."""
+    from .._clipkernel import NETWORK_MAX, sorting_network
+    if 3 <= ngroups <= NETWORK_MAX + 1:
+        return sorting_network(ngroups - 1)
+    return np.empty((0, 2), np.int64)
 
 
 def ramp_slopes(ramp):
@@ -240,7 +252,8 @@ def _integration_pass(ramp, groupdq, slope, pedestal, noise, ref, acc, high_file
     sig = np.ravel(np.asarray(noise, np.float64)) if use_sigma else np.empty(0)
     flat = [acc[k].reshape(-1) for k in _ACCUMULATORS]
     hf, rc = high_file.reshape(-1), rc_ints.reshape(-1)
-    args = (int(flag_value("JUMP_DET")), int(flag_value("SATURATED")), 5.0, 4.0, g1,
+    args = (int(flag_value("JUMP_DET")), int(flag_value("SATURATED")), 5.0, 4.0,
+            _difference_network(ngroups), g1,
             float(med + 20 * max(mad, 1.0)), float(last_med + 20 * max(last_sig, 1.0) + 1000),
             float(ped_mean), float(ped_std), float(pedestal_sigma_threshold),
             int(max_jump_limit), _early_groups(ngroups, early_cutoff_fraction),
