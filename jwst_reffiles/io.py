@@ -221,28 +221,32 @@ class RampFile:
         return False
 
 
-def cds_differences(data: np.ndarray, group_diff_type: str = "independent") -> np.ndarray:
+def cds_differences(data: np.ndarray, group_diff_type: str = "independent",
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Group differences of ramps (nints, ngroups, ...) stacked over integrations.
 
     independent: (1-0), (3-2), ... every group used once (an odd last group is
     left out); consecutive: (1-0), (2-1), ...  A difference with a non-finite
     read is NaN.  float32 data stay float32 (exact for raw DN), others float64.
+    ``out``: a C-contiguous array of the result's shape to write them into.
     """
     from .stats import as_float
     data = as_float(data)
     if data.ndim == 3:
         data = data[None]
-    with np.errstate(invalid="ignore"):          # inf - inf: NaN, made so below anyway
-        if group_diff_type == "independent":
-            n = data.shape[1] // 2 * 2
-            diffs = data[:, 1:n:2] - data[:, 0:n:2]
-        elif group_diff_type == "consecutive":
-            diffs = data[:, 1:] - data[:, :-1]
-        else:
-            raise ValueError(f"group_diff_type must be 'independent' or 'consecutive', got "
-                             f"{group_diff_type!r}")
-    if diffs.shape[1] == 0:
+    if group_diff_type == "independent":
+        n = data.shape[1] // 2 * 2
+        later, earlier = data[:, 1:n:2], data[:, 0:n:2]
+    elif group_diff_type == "consecutive":
+        later, earlier = data[:, 1:], data[:, :-1]
+    else:
+        raise ValueError(f"group_diff_type must be 'independent' or 'consecutive', got "
+                         f"{group_diff_type!r}")
+    if later.shape[1] == 0:
         raise ValueError(f"ramps with {data.shape[1]} group(s) give no group difference")
+    with np.errstate(invalid="ignore"):          # inf - inf: NaN, made so below anyway
+        diffs = np.subtract(later, earlier,
+                            out=None if out is None else out.reshape(later.shape))
     if not np.isfinite(diffs).all():
         diffs[~np.isfinite(diffs)] = np.nan          # an infinite read: no difference
     return diffs.reshape((-1,) + diffs.shape[2:])
@@ -268,20 +272,32 @@ class _RampFiles:
         self.image_shape = self.files[0].shape[2:]
         #: the dtype blocks are read in
         self.dtype = read_dtype(self.files)
+        self._buffer = None
+
+    def _block(self, y0, y1):
+        """The (N, y1-y0, nx) block to fill: one buffer reused by every read
+        (a new one per read page-faults its whole size again), so a block is
+        valid until the next read."""
+        shape = (self.shape[0], y1 - y0, self.shape[2])
+        size = int(np.prod(shape))
+        if self._buffer is None or self._buffer.size < size:
+            self._buffer = np.empty(size, dtype=self.dtype)
+        return self._buffer[:size].reshape(shape)
 
     def _fill(self, parts, y0, y1):
-        """One (N, y1-y0, nx) block from each file's part (a callable of the file)."""
-        out = np.empty((self.shape[0], y1 - y0, self.shape[2]), dtype=self.dtype)
+        """One block from each file's part (a callable of the file and the
+        slice of the block it fills)."""
+        out = self._block(y0, y1)
         i = 0
-        for f in self.files:
-            block = parts(f)
-            out[i:i + len(block)] = block
-            i += len(block)
+        for f, n in zip(self.files, self._counts):
+            parts(f, out[i:i + n])
+            i += n
         return out
 
     def close(self):
         for f in self.files:
             f.close()
+        self._buffer = None
 
     def __enter__(self):
         return self
@@ -292,7 +308,8 @@ class _RampFiles:
 
 
 class CDSSource(_RampFiles):
-    """The group differences of many ramp files as one stack, read a row block at a time."""
+    """The group differences of many ramp files as one stack, read a row block
+    at a time (a block is valid until the next read)."""
 
     def __init__(self, paths, group_diff_type: str = "independent", columns=slice(None)):
         super().__init__(paths)
@@ -300,17 +317,19 @@ class CDSSource(_RampFiles):
         self.columns = columns
         ny, nx = self.image_shape
         nx = len(range(nx)[columns])
-        n = sum(cds_differences(np.zeros((f.shape[0], f.shape[1], 1, 1)), group_diff_type).shape[0]
-                for f in self.files)
-        self.shape = (n, ny, nx)
+        self._counts = [cds_differences(np.zeros((f.shape[0], f.shape[1], 1, 1)),
+                                        group_diff_type).shape[0] for f in self.files]
+        self.shape = (sum(self._counts), ny, nx)
 
     def read(self, y0: int, y1: int) -> np.ndarray:
-        return self._fill(lambda f: cds_differences(
-            f.read(y0, y1, dtype=self.dtype)[..., self.columns], self.group_diff_type), y0, y1)
+        return self._fill(lambda f, out: cds_differences(
+            f.read(y0, y1, dtype=self.dtype)[..., self.columns], self.group_diff_type, out=out),
+            y0, y1)
 
 
 class GroupSource(_RampFiles):
-    """One group (e.g. the 0th) of every integration of many ramp files, as a stack."""
+    """One group (e.g. the 0th) of every integration of many ramp files, as a
+    stack (a block is valid until the next read)."""
 
     def __init__(self, paths, group: int = 0):
         super().__init__(paths)
@@ -319,8 +338,9 @@ class GroupSource(_RampFiles):
             raise ValueError(f"group {group} does not exist in {', '.join(short)}")
         self.group = group
         ny, nx = self.image_shape
-        self.shape = (sum(f.shape[0] for f in self.files), ny, nx)
+        self._counts = [f.shape[0] for f in self.files]
+        self.shape = (sum(self._counts), ny, nx)
 
     def read(self, y0: int, y1: int) -> np.ndarray:
         g = slice(self.group, self.group + 1)
-        return self._fill(lambda f: f.read(y0, y1, groups=g, dtype=self.dtype)[:, 0], y0, y1)
+        return self._fill(lambda f, out: f.read(y0, y1, groups=g, out=out[:, None]), y0, y1)

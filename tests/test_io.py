@@ -75,3 +75,26 @@ def test_ramp_file_errors_name_the_file(tmp_path):
         f.read()
     with pytest.raises(ValueError, match="ramp.fits.*NOPE"):
         RampFile(path, "NOPE")
+
+
+@pytest.mark.parametrize("diff_type", ["independent", "consecutive"])
+def test_stack_sources_read_blocks_of_every_file(tmp_path, diff_type):
+    """CDSSource and GroupSource stack every file's integrations (files of 2
+    and 1 integrations, 5 groups) a row block at a time, into one reused
+    buffer: each block equals the whole files' differences / group."""
+    from jwst_reffiles.io import CDSSource, GroupSource, cds_differences
+    rng = np.random.default_rng(6)
+    paths, data = [], []
+    for k, nints in enumerate((2, 1)):
+        raw = rng.integers(0, 65536, (nints, 5, 12, 7)).astype(np.uint16)
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(raw, name="SCI")]).writeto(
+            tmp_path / f"f{k}.fits")
+        paths.append(tmp_path / f"f{k}.fits")
+        data.append(raw.astype(np.float64))
+    diffs = np.concatenate([cds_differences(d, diff_type) for d in data])
+    zeroth = np.concatenate([d[:, 0] for d in data])
+    with CDSSource(paths, diff_type) as cds, GroupSource(paths, 0) as group:
+        assert cds.shape == diffs.shape and group.shape == zeroth.shape
+        for y0, y1 in ((0, 5), (5, 10), (10, 12), (3, 4)):
+            np.testing.assert_array_equal(cds.read(y0, y1), diffs[:, y0:y1])
+            np.testing.assert_array_equal(group.read(y0, y1), zeroth[:, y0:y1])
