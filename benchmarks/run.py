@@ -6,7 +6,8 @@ through stdatamodels alone (the I/O floor) and through plain astropy FITS; the
 algorithms on 10 and 40 full-frame darks against astropy's whole-stack clipping;
 superbias, readnoise, dark and bad pixel mask against the predecessor
 (jwst-reffiles 1.0.1 in a virtualenv of its own) on the same files, each as a fresh
-process and as the call alone after a warm-up call (the dark and bad-pixel inputs are
+process and as the call alone after a warm-up call (the fastest of 3 calls, for
+both packages alike: this machine's speed wanders; the dark and bad-pixel inputs are
 made by calwebb_detector1 through our stage 1, once per output directory: minutes).
 
     python benchmarks/run.py --outdir bench_output [--repeat 3] [--only NAME]
@@ -193,15 +194,18 @@ CALLS = {
 
 
 def _measure(snippet: str, files, out, python: str | None = None,
-             warm: bool = False, variables: dict | None = None) -> tuple[float, float]:
+             warm: bool = False, variables: dict | None = None,
+             repeat: int = 3) -> tuple[float, float]:
     """Wall time [s] and peak RSS [GiB] of a snippet run in a fresh process.
 
     The process runs in the output's directory (whatever it writes beside its
     output stays there), so paths are made absolute first.  ``warm``: the
     snippet runs once first (on two of the files, or, with ``variables``, on
     the same inputs: imports, the data models' and asdf's one-time set-up,
-    compiled kernels) and only the second call is timed.  ``variables``: more
-    names (str -> list of paths) the snippet uses.
+    compiled kernels), then ``repeat`` timed calls on all of them, and the
+    fastest counts (this machine's speed wanders by tens of percent from one
+    call to the next).  ``variables``: more names (str -> list of paths) the
+    snippet uses.
     """
     import subprocess
     out = Path(out).resolve()
@@ -213,11 +217,12 @@ def _measure(snippet: str, files, out, python: str | None = None,
     elif warm:
         warmup = ("_all, _out = files, out\nfiles, out = _all[:2], out + '.warmup.fits'\n"
                   + snippet + "\nfiles, out = _all, _out\n")
+    timed = "t0 = time.perf_counter()\n" + snippet + "\n_t.append(time.perf_counter() - t0)\n"
     code = ("import resource, sys, time, json\n"
             f"files = {files!r}\nout = {str(out)!r}\n"
-            + "".join(f"{k} = {v!r}\n" for k, v in variables.items()) + warmup +
-            "t0 = time.perf_counter()\n" + snippet + "\n"
-            "print(json.dumps([time.perf_counter() - t0, "
+            + "".join(f"{k} = {v!r}\n" for k, v in variables.items()) + warmup
+            + "_t = []\n" + timed * (max(1, repeat) if warm else 1) +
+            "print(json.dumps([min(_t), "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20]))\n")
     res = subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(Path(out).parent))
@@ -358,9 +363,10 @@ def bench_predecessor(outdir: Path, nfiles: int = 10) -> dict:
                                   variables=variables)
         t_pred, m_pred = _measure(snippet, inputs, work / f"pred_{name}.fits", python=pred,
                                   variables=variables)
-        # the call alone, after a warm-up call in the same process: both packages
-        # share a fixed start-up (jwst/stdatamodels imports, asdf's extension set-up
-        # at the first data model: seconds) that no algorithm can shorten
+        # the call alone, after a warm-up call in the same process (the fastest of
+        # 3): both packages share a fixed start-up (jwst/stdatamodels imports,
+        # asdf's extension set-up at the first data model: seconds) that no
+        # algorithm can shorten
         w_ours, _ = _measure(snippet, inputs, work / f"ours_{name}_warm.fits", warm=True,
                              variables=variables)
         w_pred, _ = _measure(snippet, inputs, work / f"pred_{name}_warm.fits", python=pred,
