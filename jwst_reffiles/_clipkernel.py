@@ -141,11 +141,23 @@ def clip_short_stack(data, pairs, sigma_lower, sigma_upper, maxiters, use_mad, r
     a tile of pixels at a time is loaded in the data's own float type
     (non-finite -> +inf), sorted by the sorting network ``pairs``
     (:func:`sorting_network` of N; branch-free min/max steps across the tile)
-    and its rows clipped.  Nothing of the size of the stack is allocated."""
+    and clipped.  Nothing of the size of the stack is allocated.
+
+    Most pixels of a stack have N finite values of which the first iteration
+    rejects none: their statistics are taken across the tile at once (the
+    same sums in the same order as :func:`_run_stats`), and only the others
+    -- a value rejected or not finite, or the MAD spread, or a companion --
+    go through :func:`clip_sorted_rows`.
+    """
     nstack, npix = data.shape
     tile = 128
     buf = np.empty((nstack, tile), dtype=data.dtype)
     rows = np.empty((tile, nstack))
+    total = np.empty(tile)
+    ss = np.empty(tile)
+    done = np.empty(tile, dtype=np.bool_)
+    fast = nstack > 0 and not use_mad and not use_companion
+    h = nstack // 2
     for p0 in range(0, npix, tile):
         p1 = min(npix, p0 + tile)
         m = p1 - p0
@@ -155,13 +167,50 @@ def clip_short_stack(data, pairs, sigma_lower, sigma_upper, maxiters, use_mad, r
                 buf[j, q] = v if np.isfinite(v) else np.inf
         _sort_tile(buf, m, pairs)
         for q in range(m):
+            done[q] = False
+        if fast:
+            for q in range(m):
+                total[q] = 0.0
+                ss[q] = 0.0
+            for j in range(nstack):
+                for q in range(m):
+                    total[q] += np.float64(buf[j, q])
+            for q in range(m):
+                total[q] = total[q] / nstack             # the mean
+            for j in range(nstack):
+                for q in range(m):
+                    dv = np.float64(buf[j, q]) - total[q]
+                    ss[q] += dv * dv
+            for q in range(m):
+                avg = total[q]
+                sd = np.sqrt(ss[q] / nstack)
+                lo_v = np.float64(buf[0, q])
+                hi_v = np.float64(buf[nstack - 1, q])
+                centre = (np.float64(buf[h, q]) if nstack % 2 == 1
+                          else (np.float64(buf[h - 1, q]) + np.float64(buf[h, q])) / 2.0)
+                # all finite (+inf sorts last), and nothing outside the first bounds
+                ok = hi_v != np.inf and (maxiters == 0 or (
+                    lo_v >= centre - sigma_lower * sd and hi_v <= centre + sigma_upper * sd))
+                if ok:
+                    p = p0 + q
+                    mean[p] = avg
+                    median[p] = centre
+                    std[p] = sd
+                    count[p] = nstack
+                    done[q] = True
+        for q in range(m):
+            if done[q]:
+                continue
             for j in range(nstack):
                 v = np.float64(buf[j, q])
                 rows[q, j] = v if v != np.inf else np.nan
-        clip_sorted_rows(rows[:m], sigma_lower, sigma_upper, maxiters, use_mad, reinclude,
-                         data[:, p0:p1], companion[:, p0:p1] if use_companion else companion,
-                         use_companion, mean[p0:p1], median[p0:p1], std[p0:p1], count[p0:p1],
-                         companion_sum[p0:p1] if use_companion else companion_sum)
+            p = p0 + q
+            clip_sorted_rows(rows[q:q + 1], sigma_lower, sigma_upper, maxiters, use_mad,
+                             reinclude, data[:, p:p + 1],
+                             companion[:, p:p + 1] if use_companion else companion,
+                             use_companion, mean[p:p + 1], median[p:p + 1], std[p:p + 1],
+                             count[p:p + 1], companion_sum[p:p + 1] if use_companion
+                             else companion_sum)
 
 
 @njit(cache=True, nogil=True)

@@ -280,3 +280,26 @@ def test_image_stats_on_a_subsample_of_a_large_image():
     full = image_stats(image, mask=mask)
     assert sub[0] == pytest.approx(full[0], abs=0.1) and sub[2] == pytest.approx(full[2], rel=0.03)
     assert image_stats(image, max_values=10 ** 6) == image_stats(image)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10])
+def test_clean_short_stacks_and_plain_statistics(n):
+    """Every value finite and none rejected (the short-stack kernel's one-pass
+    case) and maxiters=0 (no clipping at all): numpy's statistics."""
+    rng = np.random.default_rng(n)
+    stack = rng.normal(100, 5, (n, 20, 30)).astype(np.float32)
+    stack[:, 0, 0] = 7.0                                       # spread 0
+    for maxiters in (0, 5):
+        st = stack_stats(stack, sigma=10.0 if maxiters else 3.0, maxiters=maxiters)
+        d = stack.astype(np.float64)
+        np.testing.assert_allclose(st.mean, d.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(st.median, np.median(d, axis=0), rtol=1e-12)
+        np.testing.assert_allclose(st.std, d.std(axis=0), rtol=1e-9, atol=1e-12)
+        assert (st.count == n).all()
+    stack[0, 3, 3] = np.nan                                    # the other path, maxiters=0
+    st = stack_stats(stack, maxiters=0)
+    assert st.count[3, 3] == n - 1 and st.count.sum() == n * stack[0].size - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # n = 1: no value left
+        want = np.nanmean(stack[:, 3, 3].astype(float))
+    np.testing.assert_allclose(st.mean[3, 3], want, rtol=1e-12, equal_nan=True)
