@@ -235,7 +235,7 @@ def _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma,
                 tflags[g, q] = flags[g]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma, pairs, out):
     """``out`` (ngroups, npix) bool: the groups where each pixel's own ramp
     steps (:func:`_jumps_of_pixel`, a tile at a time: :func:`_tile_flags`)."""
@@ -252,32 +252,45 @@ def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sig
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _slope(ramp, p, g0, g1):
-    """Least-squares slope (per group) of pixel p's groups g0..g1-1."""
-    m = g1 - g0
-    tm = (m - 1) / 2.0
-    ym = 0.0
-    for g in range(g0, g1):
-        ym += np.float64(ramp[g, p])
-    ym /= m
-    num = 0.0
+def _tile_slopes(ramp, p0, m, g0, g1, mean, out):
+    """out[q]: the least-squares slope (per group) of the groups g0..g1-1 of
+    pixels p0 .. p0+m-1, a step at a time across the tile (``mean``: scratch)."""
+    n = g1 - g0
+    tm = (n - 1) / 2.0
     den = 0.0
     for g in range(g0, g1):
         t = (g - g0) - tm
-        num += t * (np.float64(ramp[g, p]) - ym)
         den += t * t
-    return num / den
+    for q in range(m):
+        mean[q] = 0.0
+        out[q] = 0.0
+    for g in range(g0, g1):
+        for q in range(m):
+            mean[q] += np.float64(ramp[g, p0 + q])
+    for q in range(m):
+        mean[q] /= n
+    for g in range(g0, g1):
+        t = (g - g0) - tm
+        for q in range(m):
+            out[q] += t * (np.float64(ramp[g, p0 + q]) - mean[q])
+    for q in range(m):
+        out[q] /= den
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def ramp_slopes(ramp, whole, late):
     """Per pixel of ``ramp`` (ngroups >= 2, npix): the slope of the whole ramp and
     of its second half (the whole ramp's when the half has fewer than 2 groups)."""
     ngroups, npix = ramp.shape
     h = ngroups // 2
-    for p in range(npix):
-        whole[p] = _slope(ramp, p, 0, ngroups)
-        late[p] = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole[p]
+    mean = np.empty(TILE)
+    for p0 in range(0, npix, TILE):
+        m = min(TILE, npix - p0)
+        _tile_slopes(ramp, p0, m, 0, ngroups, mean, whole[p0:p0 + m])
+        if ngroups - h >= 2:
+            _tile_slopes(ramp, p0, m, h, ngroups, mean, late[p0:p0 + m])
+        else:
+            late[p0:p0 + m] = whole[p0:p0 + m]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -304,60 +317,69 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
     d, srt, dev, sig, clean, tflags = _tile_scratch(ngroups)
     h = ngroups // 2
     n_late_groups = max(1, ngroups - n_early)
-    for p in range(npix):
-        q = p % TILE
-        if q == 0:
-            _tile_flags(ramp, gdq, p, min(TILE, npix - p), jump_bit, sat_bit, nsigma,
-                        step_nsigma, sigma, use_sigma, pairs, d, srt, dev, sig, clean, tflags,
-                        scratch)
-        # real jumps: total and in the first n_early groups
-        total = 0
-        early = 0
+    total = np.empty(TILE, dtype=np.int64)
+    early = np.empty(TILE, dtype=np.int64)
+    nsat = np.empty(TILE, dtype=np.int64)
+    whole = np.empty(TILE)
+    late = np.empty(TILE)
+    mean = np.empty(TILE)
+    for p0 in range(0, npix, TILE):
+        m = min(TILE, npix - p0)
+        _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
+                    pairs, d, srt, dev, sig, clean, tflags, scratch)
+        # real jumps (total and in the first n_early groups), saturated groups,
+        # the slopes of the whole ramp and its second half: across the tile
+        for q in range(m):
+            total[q] = 0
+            early[q] = 0
+            nsat[q] = 0
         for g in range(ngroups):
-            if tflags[g, q]:
-                total += 1
+            for q in range(m):
+                f = 1 if tflags[g, q] else 0
+                total[q] += f
                 if g < n_early:
-                    early += 1
-        late_jumps = total - early
-        high = total > max_jump_limit
-        ratio = (early / n_early) / (late_jumps / n_late_groups)
-        if high:
-            high_file[p] = True
-            if (late_jumps == 0 and early > 0) or ratio > jump_ratio_threshold:
-                rc_ints[p] += 1
-        # saturation
-        nsat = 0
-        for g in range(ngroups):
-            if (gdq[g, p] & sat_bit) != 0:
-                nsat += 1
-        if (gdq[g1, p] & sat_bit) != 0 and ramp[g1, p] > sat_level:
-            sat_count[p] += 1
-        if ramp[ngroups - 1, p] > bright_level:
-            bright_count[p] += 1
-        never_sat = nsat == 0
-        # the pedestal where no group saturated (jwst flags the neighbours of
-        # a saturating pixel too, and their pedestals from a few groups are noisy)
-        if never_sat:
-            dv = (np.float64(pedestal[p]) - ped_mean) / ped_std
-            ped_n[p] += 1
-            if dv > ped_threshold:
-                ped_high_n[p] += 1
-                ped_high_sum[p] += dv
-                ped_high_sq[p] += dv * dv
-            if abs(dv) < 3.0:
-                ped_normal_n[p] += 1
-        # the clean slope and, from clean never-saturated ramps, the curvature
-        v = np.float64(slope[p])
-        if total == 0 and ngroups - nsat >= 3 and np.isfinite(v):
-            s_sum[p] += v
-            s_sq[p] += v * v
-            n_clean[p] += 1
-            # curvature from clean, never-saturated ramps only (a saturation
-            # plateau is not reset decay); a slope here has 3 groups or more
+                    early[q] += f
+                nsat[q] += 1 if (gdq[g, p0 + q] & sat_bit) != 0 else 0
+        _tile_slopes(ramp, p0, m, 0, ngroups, mean, whole)
+        if ngroups - h >= 2:
+            _tile_slopes(ramp, p0, m, h, ngroups, mean, late)
+        else:
+            late[:m] = whole[:m]
+        for q in range(m):
+            p = p0 + q
+            late_jumps = total[q] - early[q]
+            ratio = (early[q] / n_early) / (late_jumps / n_late_groups)
+            if total[q] > max_jump_limit:
+                high_file[p] = True
+                if (late_jumps == 0 and early[q] > 0) or ratio > jump_ratio_threshold:
+                    rc_ints[p] += 1
+            # saturation
+            if (gdq[g1, p] & sat_bit) != 0 and ramp[g1, p] > sat_level:
+                sat_count[p] += 1
+            if ramp[ngroups - 1, p] > bright_level:
+                bright_count[p] += 1
+            never_sat = nsat[q] == 0
+            # the pedestal where no group saturated (jwst flags the neighbours of
+            # a saturating pixel too, and their pedestals from a few groups are noisy)
             if never_sat:
-                whole = _slope(ramp, p, 0, ngroups)
-                late = _slope(ramp, p, h, ngroups) if ngroups - h >= 2 else whole
-                whole_sum[p] += whole
-                late_sum[p] += late
-                diff_sq[p] += (whole - late) ** 2
-                n_curv[p] += 1
+                dv = (np.float64(pedestal[p]) - ped_mean) / ped_std
+                ped_n[p] += 1
+                if dv > ped_threshold:
+                    ped_high_n[p] += 1
+                    ped_high_sum[p] += dv
+                    ped_high_sq[p] += dv * dv
+                if abs(dv) < 3.0:
+                    ped_normal_n[p] += 1
+            # the clean slope and, from clean never-saturated ramps, the curvature
+            v = np.float64(slope[p])
+            if total[q] == 0 and ngroups - nsat[q] >= 3 and np.isfinite(v):
+                s_sum[p] += v
+                s_sq[p] += v * v
+                n_clean[p] += 1
+                # curvature from clean, never-saturated ramps only (a saturation
+                # plateau is not reset decay); a slope here has 3 groups or more
+                if never_sat:
+                    whole_sum[p] += whole[q]
+                    late_sum[p] += late[q]
+                    diff_sq[p] += (whole[q] - late[q]) ** 2
+                    n_curv[p] += 1
