@@ -288,16 +288,21 @@ def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None,
     """Sigma-clipped (mean, median, std) of all the pixels of one image.
 
     ``mask`` (True = leave out) and non-finite values are ignored.
-    ``max_values``: above that many values an even, deterministic subsample
-    (every k-th value, as :func:`robust_stats`) is judged -- for detector-wide
-    thresholds (:data:`ROBUST_MAX_VALUES`).  None: every value (astropy's
-    result).
+    ``max_values``: above that many pixels an even, deterministic subsample
+    (every k-th pixel, its unmasked values; as :func:`robust_stats`) is judged
+    -- for detector-wide thresholds (:data:`ROBUST_MAX_VALUES`).  None: every
+    value (astropy's result).
     """
     values = np.asarray(image).ravel()
-    if mask is not None:
-        values = values[~np.asarray(mask, dtype=bool).ravel()]
+    mask = None if mask is None else np.asarray(mask, dtype=bool).ravel()
     if max_values is not None and values.size > max_values:
-        values = values[:: -(-values.size // max_values)]
+        # every k-th pixel first, then its unmasked ones (a selection over the
+        # whole frame would cost more than the statistics)
+        step = -(-values.size // max_values)
+        values = values[::step]
+        mask = None if mask is None else mask[::step]
+    if mask is not None:
+        values = values[~mask]
     values = as_float(values)
     # astropy's axis=None clipping: the values that survived every iteration
     mean, med, std, _, _ = _clip_columns(values[:, None], sigma, sigma, maxiters,
