@@ -3,8 +3,11 @@
 A dark ramp has a handful of groups and millions of pixels: numpy's whole-array
 steps (differences, NaN masks, medians along the short axis, a running median
 filter) each make a pass over the frame and sort tiny rows through generic
-machinery.  Here each pixel's ramp is read once and everything is done in
-registers and a small buffer.  Semantics: those documented in
+machinery.  Here the pixels are taken a tile of :data:`TILE` at a time, read
+once into small buffers: the pixels with nothing flagged and finite reads
+(nearly all) a step at a time across the tile, branch-free (sorting networks,
+min/max medians, sums in a fixed order), the others one by one with the same
+arithmetic.  Semantics: those documented in
 ``badpix_from_darks._difference_noise`` and ``badpix_from_darks.real_jumps``
 (the tests there compare these kernels with plain numpy formulations).
 
