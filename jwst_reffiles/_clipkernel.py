@@ -9,8 +9,9 @@ the mean and (two-pass) standard deviation are sums over it.
 
 A short stack (up to :data:`NETWORK_MAX` values per pixel) is done in one
 pass, :func:`clip_short_stack`: a tile of pixels sorted by a sorting network
-(branch-free min/max steps), then each pixel clipped; nothing of the stack's
-size is allocated.  A deeper one in three steps: :func:`gather_rows`
+(branch-free min/max steps), the statistics of the pixels with nothing to
+reject taken across the tile, the others clipped one by one; nothing of the
+stack's size is allocated.  A deeper one in three steps: :func:`gather_rows`
 transposes a block (N, npix) into one row of N values per pixel (non-finite
 values -> NaN), numpy sorts the rows (its vectorised sort, NaNs last; far
 faster than a per-pixel sort in compiled code, which is dominated by branch
