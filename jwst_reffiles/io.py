@@ -60,18 +60,30 @@ def read_section(hdu, index=(), dtype=np.float64) -> np.ndarray:
     signed integers with BZERO) are converted exactly.
     """
     raw = np.asarray(hdu.section[index] if index != () else hdu.section[...])
-    bscale = float(hdu.header.get("BSCALE", 1.0))
-    bzero = hdu.header.get("BZERO", 0)
-    if np.issubdtype(np.dtype(dtype), np.integer):
-        out = raw.astype(np.int64)
+    return _scaled(raw, float(hdu.header.get("BSCALE", 1.0)),
+                   float(hdu.header.get("BZERO", 0.0)), np.dtype(dtype), None, hdu.name)
+
+
+def _scaled(stored, bscale: float, bzero: float, dtype: np.dtype, out, what: str):
+    """Stored FITS values as ``dtype`` with BSCALE/BZERO applied, into ``out``
+    when given (``stored`` may be ``out`` itself, already of its type).  An
+    integer ``dtype`` is converted exactly; ValueError naming ``what`` for
+    scaled data."""
+    if np.issubdtype(dtype, np.integer):
+        if bscale != 1.0 or not float(bzero).is_integer():
+            raise ValueError(f"{what}: scaled data (BSCALE {bscale}, BZERO {bzero}) "
+                             "read as integers")
+        if bzero != 0.0:
+            stored = np.asarray(stored, np.int64) + int(bzero)
+    if out is None:
+        out = np.asarray(stored, dtype=dtype)       # byte order and type in one pass
+    elif stored is not out:
+        np.copyto(out, stored, casting="unsafe")
+    if not np.issubdtype(dtype, np.integer):
         if bscale != 1.0:
-            raise ValueError(f"{hdu.name}: scaled (BSCALE {bscale}) integer data")
-        return (out + int(bzero)).astype(dtype)
-    out = raw.astype(dtype)
-    if bscale != 1.0:
-        out *= bscale
-    if bzero:
-        out += float(bzero)
+            out *= bscale
+        if bzero != 0.0:
+            out += bzero
     return out
 
 
@@ -172,22 +184,8 @@ class RampFile:
             stored = self._hdu.section[groups, y0:y1, :][None][ints]
         else:
             stored = self._hdu.section[ints, groups, y0:y1, :]
-        if np.issubdtype(dtype, np.integer):
-            if self._bscale != 1.0 or not float(self._bzero).is_integer():
-                raise ValueError(f"{self.path}: {self._hdu.name} is scaled (BSCALE "
-                                 f"{self._bscale}, BZERO {self._bzero}): not integers")
-            if self._bzero != 0.0:
-                stored = np.asarray(stored, np.int64) + int(self._bzero)
-        if out is None:
-            out = np.asarray(stored, dtype=dtype)       # byte order and type in one pass
-        elif stored is not out:
-            np.copyto(out, stored, casting="unsafe")
-        if not np.issubdtype(dtype, np.integer):
-            if self._bscale != 1.0:
-                out *= self._bscale
-            if self._bzero != 0.0:
-                out += self._bzero
-        return out
+        return _scaled(stored, self._bscale, self._bzero, dtype, out,
+                       f"{self.path}: {self._hdu.name}")
 
     def read_usable(self, y0: int = 0, y1: int | None = None, ints=slice(None),
                     groups=slice(None), bad_flags: int | None = None) -> np.ndarray:
