@@ -164,11 +164,12 @@ TILE = 128
 @njit(cache=True, nogil=True, inline="always")
 def _tile_scratch(ngroups):
     """The buffers of :func:`_tile_flags` (differences, their sorted copy,
-    deviations: (ngroups - 1, TILE); sigma and the clean mask: (TILE,); the
-    tile's flags (ngroups, TILE)), allocated once per call."""
+    deviations: (ngroups - 1, TILE); median, sigma and the clean mask:
+    (TILE,); the tile's flags (ngroups, TILE)), allocated once per call."""
     nd = max(ngroups - 1, 1)
     return (np.empty((nd, TILE)), np.empty((nd, TILE)), np.empty((nd, TILE)), np.empty(TILE),
-            np.empty(TILE, dtype=np.bool_), np.empty((ngroups, TILE), dtype=np.bool_))
+            np.empty(TILE), np.empty(TILE, dtype=np.bool_),
+            np.empty((ngroups, TILE), dtype=np.bool_))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -180,7 +181,7 @@ def _column_median(a, n, q):
 
 @njit(cache=True, nogil=True, inline="always")
 def _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
-                pairs, d, srt, dev, sig, clean, tflags, scratch):
+                pairs, d, srt, dev, med, sig, clean, tflags, scratch):
     """tflags[g, q]: :func:`_jumps_of_pixel`'s flags of pixels p0 .. p0+m-1.
 
     Pixels whose groups carry no JUMP_DET or SATURATED flag and whose reads
@@ -208,11 +209,11 @@ def _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma,
                 srt[k, q] = v
         _sort_tile(srt, m, pairs)
         for q in range(m):
-            sig[q] = _column_median(srt, nd, q)
+            med[q] = _column_median(srt, nd, q)
         if not use_sigma:
             for k in range(nd):
                 for q in range(m):
-                    dev[k, q] = abs(srt[k, q] - sig[q])
+                    dev[k, q] = abs(srt[k, q] - med[q])
             _sort_tile(dev, m, pairs)
         for q in range(m):
             s = sigma[p0 + q] if use_sigma else MAD_TO_SIGMA * _column_median(dev, nd, q)
@@ -244,11 +245,11 @@ def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sig
     steps (:func:`_jumps_of_pixel`, a tile at a time: :func:`_tile_flags`)."""
     ngroups, npix = ramp.shape
     scratch = _jump_scratch(ngroups)
-    d, srt, dev, sig, clean, tflags = _tile_scratch(ngroups)
+    d, srt, dev, med, sig, clean, tflags = _tile_scratch(ngroups)
     for p0 in range(0, npix, TILE):
         m = min(TILE, npix - p0)
         _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
-                    pairs, d, srt, dev, sig, clean, tflags, scratch)
+                    pairs, d, srt, dev, med, sig, clean, tflags, scratch)
         for g in range(ngroups):
             for q in range(m):
                 out[g, p0 + q] = tflags[g, q]
@@ -317,7 +318,7 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
     """
     ngroups, npix = ramp.shape
     scratch = _jump_scratch(ngroups)
-    d, srt, dev, sig, clean, tflags = _tile_scratch(ngroups)
+    d, srt, dev, med, sig, clean, tflags = _tile_scratch(ngroups)
     h = ngroups // 2
     n_late_groups = max(1, ngroups - n_early)
     total = np.empty(TILE, dtype=np.int64)
@@ -329,7 +330,7 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
     for p0 in range(0, npix, TILE):
         m = min(TILE, npix - p0)
         _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
-                    pairs, d, srt, dev, sig, clean, tflags, scratch)
+                    pairs, d, srt, dev, med, sig, clean, tflags, scratch)
         # real jumps (total and in the first n_early groups), saturated groups,
         # the slopes of the whole ramp and its second half: across the tile
         for q in range(m):
