@@ -12,7 +12,7 @@ from jwst_reffiles.io import RampFile
 
 def _write(path, rng, shape=(2, 5, 12, 7)):
     """A file like a Level-1b/jump product: uint16 SCI (BZERO 32768), float32
-    ERR, uint8 GROUPDQ, int32 PIXELDQ, and a 3-D float64 extension."""
+    ERR, uint8 GROUPDQ, and a 3-D float64 extension."""
     raw = rng.integers(0, 65536, shape).astype(np.uint16)
     hdul = fits.HDUList([fits.PrimaryHDU(),
                          fits.ImageHDU(raw, name="SCI"),
