@@ -284,9 +284,7 @@ def fit_ptc(signal: np.ndarray, variance: np.ndarray, npix: np.ndarray,
     ata = np.einsum("ik...,jk...,k...->...ij", cols, cols, w)
     aty = np.einsum("ik...,k...->...i", cols, w * np.where(use, var, 0.0))
     nlev = use.sum(axis=0)
-    ok = nlev >= min_levels
-    ata = np.where(ok[..., None, None], ata, np.eye(p))
-    aty = np.where(ok[..., None], aty, 0.0)
+    ok = nlev >= min_levels              # (pixels with fewer levels: NaN below)
     coef, solved = solve_batched(ata, aty)
     coef = np.where(solved[..., None], coef, np.nan)
     coef = np.moveaxis(coef, -1, 0)                          # (p, ...)
