@@ -23,7 +23,8 @@ from ..detectors import reference_pixel_mask
 from ..dq import dq_def_records, flag_value
 from ..io import GroupSource
 from ..reffile import _Sub, get_crds_info, save_reference
-from ..stats import ROBUST_MAX_VALUES, calculate_mean, calculate_stddev, image_stats, stack_stats
+from ..stats import (ROBUST_MAX_VALUES, as_float, calculate_mean, calculate_stddev, image_stats,
+                     stack_stats)
 from ..utils import none_check
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def find_unreliable_bias_pixels(error, bad_clipping_sigma=3.0, bad_max_clipping_
     of ``stats.ROBUST_MAX_VALUES`` of them: a threshold's precision, not a
     pixel's).  With ``plot`` a histogram is saved to ``plot_file``.
     """
-    error = np.asarray(error, dtype=np.float64)
+    error = as_float(error)
     mask = ~np.isfinite(error)
     if refpix_map is not None:
         mask |= np.asarray(refpix_map, bool)
@@ -171,7 +172,9 @@ def make_superbias(filenames, clipping_sigma=3.0, max_clipping_iters=3, bad_clip
     if (save_reffile or plot or save_filled) and outfile is None:
         raise ValueError("make_superbias: outfile must be given")
     with GroupSource(filenames, group=0) as source:
-        st = stack_stats(source, sigma=clipping_sigma, maxiters=max_clipping_iters)
+        # float32 images (the file's type; the statistics are computed in float64)
+        st = stack_stats(source, sigma=clipping_sigma, maxiters=max_clipping_iters,
+                         dtype=np.float32)
     superbias, error = st.mean, st.std
     refpix = make_refpix_map(filenames[0]).astype(bool)
     plot_file = (Path(outfile).with_name(Path(outfile).stem + "_unreliable_bias_hist.png")
@@ -188,4 +191,4 @@ def make_superbias(filenames, clipping_sigma=3.0, max_clipping_iters=3, bad_clip
         save_superbias(superbias, error, dq, instrument, detector, sub, rp, outfile, author,
                        description, pedigree, useafter, history, fastaxis, slowaxis, x0, y0,
                        filenames)
-    return superbias.astype(np.float32), error.astype(np.float32), dq
+    return superbias, error, dq
