@@ -316,11 +316,15 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
             break
         use = new
     ped, rate = full
-    expected = np.where(np.isfinite(rate), rate, 0.0)
-    expected *= a
-    expected += b
-    with np.errstate(invalid="ignore"):
-        return np.subtract(ped, expected, out=expected)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.multiply(rate, a)
+        out += b
+        np.subtract(ped, out, out=out)
+        # a pixel with no finite rate: its pedestal less the line's intercept
+        blank = ~np.isfinite(rate)
+        if blank.any():
+            out[blank] = ped[blank] - b
+    return out
 
 
 def _line_fit(x, y):
@@ -353,12 +357,16 @@ def switching_pedestal(n_high, n_normal, high_sum, high_sq, min_integrations=2,
     raises it by a random amount, so neither looks like this.
     """
     n_high = np.asarray(n_high)
+    out = (n_high >= min_integrations) & (np.asarray(n_normal) >= min_integrations)
+    # the spread only where both counts allow (a few pixels: no full-frame arithmetic)
+    idx = np.flatnonzero(out)
+    n = n_high.ravel()[idx]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = high_sum / n_high
-        spread = np.sqrt(np.maximum(high_sq / n_high - mean ** 2, 0) * n_high
-                         / np.maximum(n_high - 1, 1))
-    return ((n_high >= min_integrations) & (np.asarray(n_normal) >= min_integrations)
-            & (spread <= max_spread))
+        mean = np.asarray(high_sum).ravel()[idx] / n
+        spread = np.sqrt(np.maximum(np.asarray(high_sq).ravel()[idx] / n - mean ** 2, 0) * n
+                         / np.maximum(n - 1, 1))
+    out.ravel()[idx] = spread <= max_spread
+    return out
 
 
 def saturated_in_all_groups(pedestal_array, first_group_sat):
@@ -400,7 +408,9 @@ def combine_bad_pixel_types(sat_map, rc_map, low_pedestal_map, high_cr_map, flag
         if pixmap is None:
             continue
         flags = list(flag_values[name]) + (["DO_NOT_USE"] if name in do_not_use else [])
-        final |= apply_flags(pixmap, flags)
+        # in place where the map is set (apply_flags's image of the same, unallocated)
+        np.bitwise_or(final, np.uint32(flag_value(flags)), out=final,
+                      where=np.asarray(pixmap) > 0)
     return final
 
 
@@ -534,11 +544,11 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
             ped = pedestal_residual(*(a[0] if a.shape[0] == 1 else np.nanmean(a, axis=0)
                                       for a in (pedestal, slopes)), mask=ref)
         high_ped, low_ped = pedestal_stats(ped, pedestal_sigma_threshold, mask=ref)
-        ped_rc_count += high_ped.astype(bool)
+        ped_rc_count += high_ped                 # (0/1 maps)
         # reset decay makes every integration's jumps bunch early; random
         # telegraph switches do so only now and then: at least half of them
         jump_rc_count += rc_ints * 2 >= slopes.shape[0]
-        low_count += low_ped.astype(bool)
+        low_count += low_ped
         high_count += high_file
     nfiles = len(filenames)
     (sat_count, bright_count, ped_high_n, ped_normal_n, ped_n, ped_high_sum, ped_high_sq,
