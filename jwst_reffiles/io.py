@@ -148,11 +148,14 @@ class RampFile:
         self._stored = np.dtype(_STORED[bitpix])
         return raw
 
-    def _read_planes(self, ints, groups, y0, y1):
+    def _read_planes(self, ints, groups, y0, y1, into=None):
         """The stored values (big-endian, unscaled) of rows y0:y1 of the planes
-        ``ints`` x ``groups`` (ranges), (len(ints), len(groups), y1-y0, nx)."""
+        ``ints`` x ``groups`` (ranges), (len(ints), len(groups), y1-y0, nx);
+        ``into``: a C-contiguous array of that shape and the stored type to
+        fill instead of a new one."""
         nints, ngroups, ny, nx = self.shape
-        out = np.empty((len(ints), len(groups), y1 - y0, nx), self._stored)
+        out = np.empty((len(ints), len(groups), y1 - y0, nx), self._stored) if into is None \
+            else into
         plane = ny * nx * self._stored.itemsize
         for a, i in enumerate(ints):
             for b, g in enumerate(groups):
@@ -173,13 +176,21 @@ class RampFile:
         y1 = self.shape[2] if y1 is None else y1
         dtype = np.dtype(out.dtype if out is not None else dtype)
         if self._raw is not None and isinstance(ints, slice) and isinstance(groups, slice):
-            stored = self._read_planes(range(self.shape[0])[ints], range(self.shape[1])[groups],
-                                       y0, y1)
-            if (out is None and dtype == self._stored.newbyteorder("=")
-                    and (self._bzero == 0.0 or not np.issubdtype(dtype, np.integer))):
-                # ours: swapped in place rather than copied
-                out = stored.byteswap(inplace=True).view(dtype)
-                stored = out
+            ints, groups = range(self.shape[0])[ints], range(self.shape[1])[groups]
+            native = (dtype == self._stored.newbyteorder("=")
+                      and (self._bzero == 0.0 or not np.issubdtype(dtype, np.integer)))
+            shape = (len(ints), len(groups), y1 - y0, self.shape[3])
+            if native and out is not None and out.flags.c_contiguous and out.shape == shape:
+                # the stored bytes straight into the given array, swapped there
+                self._read_planes(ints, groups, y0, y1, into=out.view(self._stored))
+                stored = out.byteswap(inplace=True) if not self._stored.isnative else out
+            else:
+                stored = self._read_planes(ints, groups, y0, y1)
+                if out is None and native:
+                    # ours: swapped in place rather than copied
+                    if not self._stored.isnative:
+                        stored.byteswap(inplace=True)
+                    out = stored = stored.view(dtype)
         elif self.ndim_file == 3:
             stored = self._hdu.section[groups, y0:y1, :][None][ints]
         else:

@@ -9,7 +9,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles.config import load_config
-from jwst_reffiles.dark_current.dark_reffile import Dark, first_hit_mask
+from jwst_reffiles.dark_current.dark_reffile import Dark, _count_quantiles, first_hit_mask
 from jwst_reffiles.dq import flag_value
 from jwst_reffiles.simulate import default_parameters, simulate_dataset
 from jwst_reffiles.simulate.ramps import frame_read_times
@@ -164,6 +164,18 @@ def test_first_hit_mask():
     m = first_hit_mask(gdq)
     assert list(m[0, :, 0, 0]) == [False, False, True, True, True]
     assert list(m[0, :, 0, 1]) == [False, False, False, False, True]
+
+
+def test_contribution_plot_quantiles_are_numpys():
+    """The plot's median and 1st percentile of the values-used counts come from a
+    histogram: the same as np.median / np.percentile, odd and even sizes, ties."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 1000, 40001):
+        for top in (1, 3, 41):
+            counts = rng.integers(0, top, n).astype(np.int32)
+            want = [np.median(counts), *np.percentile(counts, (1, 0, 100, 37.5))]
+            got = _count_quantiles(counts, (50, 1, 0, 100, 37.5))
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 def _miri_jump_file(path, nints, rng, jump, ngroups=6, shape=(64, 72)):

@@ -78,6 +78,24 @@ def _jump_file_for(path: Path) -> Path | None:
     return candidate if candidate.exists() else None
 
 
+def _count_quantiles(counts, percents):
+    """np.percentile's (linear) ``percents`` of an image of small non-negative
+    integers (values used per pixel), from their histogram: no sort of the frame."""
+    cum = np.cumsum(np.bincount(np.ravel(counts)))
+    n = int(cum[-1])
+
+    def order_stat(j):                   # the j-th smallest value (0-based)
+        return float(np.searchsorted(cum, j, side="right"))
+    out = []
+    for pc in percents:
+        pos = pc / 100.0 * (n - 1)
+        lo = int(np.floor(pos))
+        a = order_stat(lo)
+        b = order_stat(min(lo + 1, n - 1))
+        out.append(a + (b - a) * (pos - lo))
+    return out
+
+
 class Dark:
     """Make a dark current reference file (the predecessor's interface).
 
@@ -185,10 +203,13 @@ class Dark:
             log.info("dark: %d files, %d integrations x %d groups, %d rows per block",
                      len(ramps), nstack, ngroups, rows)
             dtype = read_dtype(ramps)
+            # one block buffer for all (a new one per block pays its page faults again)
+            buf = np.empty(nstack * ngroups * min(rows, ny) * nx, dtype)
             for y0 in range(0, ny, rows):
                 y1 = min(ny, y0 + rows)
                 # every file's integrations into one block, NaN from the first hit on
-                stack = np.empty((nstack, ngroups, y1 - y0, nx), dtype)
+                stack = buf[:nstack * ngroups * (y1 - y0) * nx].reshape(nstack, ngroups,
+                                                                        y1 - y0, nx)
                 firsts, i = [], 0
                 for r, f in zip(ramps, self.file_list):
                     part = stack[i:i + r.shape[0]]
@@ -266,8 +287,8 @@ class Dark:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6, 4))
         for k in range(num_good.shape[0]):
-            med = np.median(num_good[k].reshape(num_good.shape[1], -1), axis=1)
-            low = np.percentile(num_good[k].reshape(num_good.shape[1], -1), 1, axis=1)
+            med, low = np.array([_count_quantiles(num_good[k, g], (50, 1))
+                                 for g in range(num_good.shape[1])]).T
             label = "" if num_good.shape[0] == 1 else f" (integration set {k + 1})"
             ax.plot(med, "o-", label="median" + label)
             ax.plot(low, "s--", label="1st percentile" + label)
