@@ -23,13 +23,15 @@ float64, in a compiled per-pixel kernel (:mod:`jwst_reffiles._clipkernel`).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
-           "image_stats", "nanmedian", "robust_stats", "as_float", "MAD_TO_SIGMA",
+           "image_stats", "nanmedian", "robust_stats", "subsample_step", "as_float",
+           "MAD_TO_SIGMA",
            "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
@@ -74,6 +76,28 @@ MAD_TO_SIGMA = 1.482602218505602
 ROBUST_MAX_VALUES = 1 << 18
 
 
+def subsample_step(shape, max_values: int | None) -> int:
+    """The k of the even subsample (every k-th pixel of the raveled image) that
+    keeps at most about ``max_values`` of an image of ``shape``; 1 (all) when
+    it has no more or ``max_values`` is None.
+
+    k is the smallest step at least size / max_values that shares no factor
+    with the row length, so that the pixels taken move along the row from
+    one row to the next and every column is represented: a step dividing
+    2048 would judge a full frame by one column in k only (even/odd column
+    offsets, the amplifiers' columns).
+    """
+    shape = tuple(shape)
+    size = math.prod(shape)
+    if max_values is None or size <= max_values:
+        return 1
+    k = -(-size // int(max_values))
+    row = int(shape[-1]) if len(shape) >= 2 else 1
+    while math.gcd(k, row) != 1:
+        k += 1
+    return k
+
+
 def as_float(a) -> np.ndarray:
     """``a`` as an array the compiled kernels take: native float32 or float64 as
     it is (no copy), anything else (integers, big-endian FITS data) as float64."""
@@ -86,13 +110,12 @@ def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[fl
 
     For a detector-wide level and scatter (thresholds of bad-pixel searches):
     above ``max_values`` values an even, deterministic subsample of about that
-    many (every k-th value) is judged (:data:`ROBUST_MAX_VALUES`: a sixteenth
-    of a full frame).  ``max_values=None`` uses every value.  (NaN, NaN) if none is
+    many (every k-th value, :func:`subsample_step`) is judged
+    (:data:`ROBUST_MAX_VALUES`: a sixteenth of a full frame).  ``max_values=None`` uses every value.  (NaN, NaN) if none is
     finite.
     """
-    v = np.asarray(values).ravel()
-    if max_values is not None and v.size > max_values:
-        v = v[:: -(-v.size // max_values)]
+    v = np.asarray(values)
+    v = v.ravel()[::subsample_step(v.shape, max_values)]
     v = v.astype(np.float64)            # converted after subsampling: not the whole frame
     v = v[np.isfinite(v)]               # (a copy: ours to reorder)
     if v.size == 0:
@@ -289,18 +312,16 @@ def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None,
 
     ``mask`` (True = leave out) and non-finite values are ignored.
     ``max_values``: above that many pixels an even, deterministic subsample
-    (every k-th pixel, its unmasked values; as :func:`robust_stats`) is judged
+    (every k-th pixel, :func:`subsample_step`, its unmasked values) is judged
     -- for detector-wide thresholds (:data:`ROBUST_MAX_VALUES`).  None: every
     value (astropy's result).
     """
-    values = np.asarray(image).ravel()
-    mask = None if mask is None else np.asarray(mask, dtype=bool).ravel()
-    if max_values is not None and values.size > max_values:
-        # every k-th pixel first, then its unmasked ones (a selection over the
-        # whole frame would cost more than the statistics)
-        step = -(-values.size // max_values)
-        values = values[::step]
-        mask = None if mask is None else mask[::step]
+    values = np.asarray(image)
+    # every k-th pixel first, then its unmasked ones (a selection over the
+    # whole frame would cost more than the statistics)
+    step = subsample_step(values.shape, max_values)
+    values = values.ravel()[::step]
+    mask = None if mask is None else np.asarray(mask, dtype=bool).ravel()[::step]
     if mask is not None:
         values = values[~mask]
     values = as_float(values)

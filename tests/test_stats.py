@@ -7,7 +7,7 @@ import pytest
 from astropy.stats import sigma_clip, sigma_clipped_stats
 from astropy.utils.exceptions import AstropyUserWarning
 
-from jwst_reffiles.stats import ArraySource, image_stats, stack_stats
+from jwst_reffiles.stats import ArraySource, image_stats, stack_stats, subsample_step
 
 
 def random_stack(seed, n=15, ny=40, nx=30, nan_frac=0.05):
@@ -266,6 +266,23 @@ def test_stack_stats_float32_images_and_row_blocks():
     np.testing.assert_array_equal(small.count, ref.count)
 
 
+def test_subsample_takes_every_column():
+    """The even subsample of the detector-wide thresholds: about max_values
+    pixels, from every column (a step dividing the row length would judge a
+    full frame by one column in k: even/odd column offsets, amplifiers)."""
+    from jwst_reffiles.stats import ROBUST_MAX_VALUES
+    for shape in ((2048, 2048), (1024, 1032), (2048, 512), (320, 320), (3 * 2**20 + 5,)):
+        k = subsample_step(shape, ROBUST_MAX_VALUES)
+        size = int(np.prod(shape))
+        assert -(-size // ROBUST_MAX_VALUES) <= k and size // k <= ROBUST_MAX_VALUES + 1
+        if len(shape) == 2 and size > ROBUST_MAX_VALUES:
+            columns = np.unique(np.arange(0, size, k) % shape[1])
+            assert columns.size == shape[1], shape
+    assert subsample_step((2048, 2048), ROBUST_MAX_VALUES) == 17
+    assert subsample_step((100, 100), ROBUST_MAX_VALUES) == 1
+    assert subsample_step((2048, 2048), None) == 1
+
+
 def test_image_stats_on_a_subsample_of_a_large_image():
     """max_values: the unmasked values of every k-th pixel judged (the
     detector-wide thresholds of the bad pixel search), close to the whole
@@ -276,7 +293,8 @@ def test_image_stats_on_a_subsample_of_a_large_image():
     mask = np.zeros(image.shape, bool)
     mask[:, :4] = True
     sub = image_stats(image, mask=mask, max_values=10000)
-    step = -(-image.size // 10000)
+    step = subsample_step(image.shape, 10000)
+    assert step == 13                  # 12 would take every 4th column of 400 only
     assert sub == image_stats(image.ravel()[::step][~mask.ravel()[::step]])
     full = image_stats(image, mask=mask)
     assert sub[0] == pytest.approx(full[0], abs=0.1) and sub[2] == pytest.approx(full[2], rel=0.03)

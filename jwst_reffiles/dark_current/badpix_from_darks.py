@@ -66,7 +66,8 @@ from astropy.io import fits
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
 from ..io import RampFile
-from ..stats import ROBUST_MAX_VALUES, as_float, image_stats, in_threads, robust_stats
+from ..stats import (ROBUST_MAX_VALUES, as_float, image_stats, in_threads, robust_stats,
+                     subsample_step)
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     full = (ped, rate)
     # the line is a detector-wide quantity: fitted on an even subsample of
     # at most ROBUST_MAX_VALUES pixels (every k-th; all on smaller detectors)
-    step = max(1, -(-ped.size // ROBUST_MAX_VALUES))
+    step = subsample_step(ped.shape, ROBUST_MAX_VALUES)
     ped, rate = (np.ascontiguousarray(a.ravel()[::step]) for a in full)
     use = np.isfinite(ped) & np.isfinite(rate)
     if mask is not None:
@@ -516,6 +517,7 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     low_count = np.zeros(shape, np.int32)
     high_count = np.zeros(shape, np.int32)
     n_ints = 0
+    buffers = {}
     for f, jf, of in zip(filenames, jump_files, fitopt_files):
         check_metadata(fits.getheader(f, 0), first_hdr)
         slopes = read_slope_data(f)
@@ -525,8 +527,9 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
         # native float32 and flags once (FITS data are big-endian; every step
         # below would otherwise convert its own copy)
         with RampFile(jf) as ramp_file, RampFile(jf, "GROUPDQ") as dq_file:
-            sci = ramp_file.read(dtype=np.float32)
-            gdq = dq_file.read(dtype=dq_file.flag_dtype)
+            # into buffers kept from file to file (new ones page-fault again)
+            sci = ramp_file.read(out=_buffer(buffers, "sci", ramp_file.shape, np.float32))
+            gdq = dq_file.read(out=_buffer(buffers, "gdq", dq_file.shape, dq_file.flag_dtype))
             # each pixel's difference noise: the median of its integrations'
             # (robust to the integrations where it switches when there are 3 or
             # more; with fewer, each integration's own)
@@ -646,6 +649,14 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                        "pedestal_integrations": ped_n,
                        "n_ints": n_ints, "n_files": nfiles, "hot_rate_cut": m + noisy_threshold * s}
     return final
+
+
+def _buffer(buffers: dict, name: str, shape, dtype) -> np.ndarray:
+    """``buffers[name]``, (re)allocated when it is not of this shape and type."""
+    buf = buffers.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+        buf = buffers[name] = np.empty(shape, dtype)
+    return buf
 
 
 def _plot_counts(mean_slope, path, threshold):
