@@ -273,9 +273,11 @@ def stack_stats(source, sigma: float = 3.0, maxiters: int | None = 5,
     sl = sigma if sigma_lower is None else sigma_lower
     su = sigma if sigma_upper is None else sigma_upper
     from ._clipkernel import NETWORK_MAX
-    # the data block and, for a deep stack, its gathered float64 rows (and the
-    # companion's); the kernels need no more
-    per_row = max(1, nstack) * nx * 8 * (2 if companion is None else 4)
+    # the data block (float64 at most) and, for a deep stack, its gathered
+    # float64 rows; the companion's the same again; the kernels need no more
+    # (a short stack is sorted a tile at a time in the kernel's own buffers)
+    per_value = 8 * (1 if nstack <= NETWORK_MAX else 2) * (1 if companion is None else 2)
+    per_row = max(1, nstack) * nx * per_value
     rows = int(max(1, min(ny, memory_bytes // per_row)))
     out = {k: np.empty((ny, nx), dtype=dtype) for k in ("mean", "median", "std")}
     count = np.empty((ny, nx), dtype=np.int32)

@@ -107,7 +107,7 @@ def test_streams_from_a_source_reading_row_blocks():
             calls.append((y0, y1))
             return super().read(y0, y1)
 
-    stats = stack_stats(Source(stack), memory_bytes=6 * 10 * 8 * 2 * 3)   # 3 rows a block
+    stats = stack_stats(Source(stack), memory_bytes=6 * 10 * 8 * 3)   # 3 rows a block
     assert calls[0] == (0, 3) and calls[-1][1] == 20 and len(calls) == 7
     np.testing.assert_array_equal(stats.mean, stack_stats(stack).mean)
 
@@ -258,7 +258,7 @@ def test_stack_stats_float32_images_and_row_blocks():
     stack = random_stack(12, n=7)
     ref = stack_stats(stack, sigma=2.5, maxiters=5)
     small = stack_stats(stack, sigma=2.5, maxiters=5, dtype=np.float32,
-                        memory_bytes=3 * 7 * stack.shape[2] * 16)
+                        memory_bytes=3 * 7 * stack.shape[2] * 8)
     for name in ("mean", "median", "std"):
         got = getattr(small, name)
         assert got.dtype == np.float32
