@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +40,28 @@ log = logging.getLogger(__name__)
 __all__ = ["make_gain", "GainResult"]
 
 
+@dataclass
 class GainResult:
     """What :func:`make_gain` computed (also saved)."""
 
-    def __init__(self, gain, box_gain, box_err, box_npix, box_nlevels, coefficients, box,
-                 pixel_gain=None, pixel_err=None, ipc_factor=1.0, path=None):
-        self.gain, self.box_gain, self.box_err = gain, box_gain, box_err
-        self.box_npix, self.box_nlevels, self.coefficients = box_npix, box_nlevels, coefficients
-        self.box, self.pixel_gain, self.pixel_err = box, pixel_gain, pixel_err
-        self.ipc_factor, self.path = ipc_factor, path
+    #: the gain image [e-/DN] (the saved GainModel's data)
+    gain: np.ndarray
+    #: per box: gain, its standard error, pixels used per level, levels fitted
+    box_gain: np.ndarray
+    box_err: np.ndarray
+    box_npix: np.ndarray
+    box_nlevels: np.ndarray
+    #: per box: the photon transfer curve's polynomial coefficients (lowest order first)
+    coefficients: np.ndarray
+    #: the box size [pixels]
+    box: int
+    #: per pixel where the data allow (``per_pixel_max_error``), else None
+    pixel_gain: np.ndarray | None = None
+    pixel_err: np.ndarray | None = None
+    #: the mean IPC correction factor of the variances (1: none)
+    ipc_factor: float = 1.0
+    #: the saved file
+    path: Path | None = None
 
 
 def _pairs(files: list[Path], what: str) -> list[tuple[Path, Path]]:
