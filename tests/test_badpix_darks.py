@@ -343,3 +343,23 @@ def test_register_medians_equal_numpy():
         assert med == np.median(v[:4])
         assert sig == pytest.approx(MAD_TO_SIGMA * np.median(np.abs(v[:4] - med)), rel=1e-15)
     assert np.isnan(_median5(1.0, np.nan, 2.0, 3.0, 4.0))
+
+
+def test_read_slope_and_pedestal_data_strip_reference_pixels(tmp_path):
+    """refpix = (left, right, bottom, top) outer columns/rows stripped (the
+    documented API); the file's float32 kept, in native byte order."""
+    from astropy.io import fits
+    rng = np.random.default_rng(2)
+    rate = rng.normal(size=(6, 8)).astype(np.float32)
+    ped = rng.normal(size=(2, 6, 8)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(rate, name="SCI")]).writeto(
+        tmp_path / "x_rate.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(ped, name="PEDESTAL")]).writeto(
+        tmp_path / "x_fitopt.fits")
+    s = bd.read_slope_data(tmp_path / "x_rate.fits", (1, 2, 1, 0))
+    p = bd.read_pedestal_data(tmp_path / "x_fitopt.fits", (1, 2, 1, 0))
+    assert s.shape == (1, 5, 5) and p.shape == (2, 5, 5)
+    assert s.dtype == np.float32 and s.dtype.isnative and p.dtype.isnative
+    np.testing.assert_array_equal(s[0], rate[1:, 1:6])
+    np.testing.assert_array_equal(p, ped[:, 1:, 1:6])
+    np.testing.assert_array_equal(bd.read_slope_data(tmp_path / "x_rate.fits")[0], rate)

@@ -290,18 +290,18 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
     subsample of ``stats.ROBUST_MAX_VALUES`` pixels on larger detectors) and
     taken off.
     """
-    ped = np.asarray(pedestal_image, dtype=np.float64)
-    rate = np.asarray(slope_image, dtype=np.float64)
+    # float32 images as they are: converted to float64 in the arithmetic
+    ped, rate = as_float(pedestal_image), as_float(slope_image)
     full = (ped, rate)
     # the line is a detector-wide quantity: fitted on an even subsample of
     # at most ROBUST_MAX_VALUES pixels (every k-th; all on smaller detectors)
     step = subsample_step(ped.shape, ROBUST_MAX_VALUES)
-    ped, rate = (np.ascontiguousarray(a.ravel()[::step]) for a in full)
+    ped, rate = (np.ascontiguousarray(a.ravel()[::step], dtype=np.float64) for a in full)
     use = np.isfinite(ped) & np.isfinite(rate)
     if mask is not None:
         use &= ~np.asarray(mask, bool).ravel()[::step]
     if use.sum() < 10:
-        return full[0]
+        return full[0].astype(np.float64)
 
     med, sig = robust_stats(rate[use])
     use &= np.abs(rate - med) <= nsigma * max(sig, 1e-12)
@@ -318,13 +318,13 @@ def pedestal_residual(pedestal_image, slope_image, mask=None, nsigma=5.0, iterat
         use = new
     ped, rate = full
     with np.errstate(invalid="ignore", over="ignore"):
-        out = np.multiply(rate, a)
+        out = np.multiply(rate, a, dtype=np.float64)
         out += b
-        np.subtract(ped, out, out=out)
+        np.subtract(ped, out, out=out, dtype=np.float64)
         # a pixel with no finite rate: its pedestal less the line's intercept
         blank = ~np.isfinite(rate)
         if blank.any():
-            out[blank] = ped[blank] - b
+            out[blank] = ped[blank].astype(np.float64) - b
     return out
 
 
@@ -448,14 +448,35 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.stem + f"_{suffix}.fits")
 
 
+def _native(data) -> np.ndarray:
+    """FITS data (big-endian) in native byte order, of their own type: a
+    float32 image stays float32 (half the memory of float64, no conversion)."""
+    data = np.asarray(data)
+    return data.astype(data.dtype.newbyteorder("="))
+
+
+def _strip(data, refpix):
+    """``data`` (..., y, x) without its outer ``refpix`` = (left, right, bottom,
+    top) reference columns/rows (:func:`add_refpix`'s order); as it is for None."""
+    if refpix is None:
+        return data
+    left, right, bottom, top = (int(v) for v in refpix)
+    ny, nx = data.shape[-2:]
+    return data[..., bottom:ny - top, left:nx - right]
+
+
 def read_slope_data(filename, refpix=None):
-    """Slopes of a file: (nints, y, x) from its rateints sibling if any, else (1, y, x)."""
+    """Slopes of a file: (nints, y, x) from its rateints sibling if any, else (1, y, x).
+
+    ``refpix`` (left, right, bottom, top): that many outer reference columns and
+    rows stripped off (None: the whole frame).  In the file's own float type.
+    """
     path = Path(filename)
     ints = _sibling(path, "rateints")
     if path.name.endswith("_rateints.fits"):
         ints = path
-    data = fits.getdata(ints if ints.exists() else path, "SCI").astype(np.float64)
-    return data if data.ndim == 3 else data[None]
+    data = _native(fits.getdata(ints if ints.exists() else path, "SCI"))
+    return _strip(data if data.ndim == 3 else data[None], refpix)
 
 
 def read_slope_files(filenames):
@@ -474,8 +495,10 @@ def read_slope_integrations(filenames):
 
 
 def read_pedestal_data(filename, refpix=None):
-    """PEDESTAL (nints, y, x) from a fitopt file."""
-    return fits.getdata(filename, "PEDESTAL").astype(np.float64)
+    """PEDESTAL (nints, y, x) from a fitopt file, in the file's own float type;
+    ``refpix`` as :func:`read_slope_data`."""
+    data = _native(fits.getdata(filename, "PEDESTAL"))
+    return _strip(data if data.ndim == 3 else data[None], refpix)
 
 
 # ---- main ---------------------------------------------------------------------
@@ -544,7 +567,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                 n_ints += 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN pixels
-            ped = pedestal_residual(*(a[0] if a.shape[0] == 1 else np.nanmean(a, axis=0)
+            ped = pedestal_residual(*(a[0] if a.shape[0] == 1
+                                      else np.nanmean(a, axis=0, dtype=np.float64)
                                       for a in (pedestal, slopes)), mask=ref)
         high_ped, low_ped = pedestal_stats(ped, pedestal_sigma_threshold, mask=ref)
         ped_rc_count += high_ped                 # (0/1 maps)
