@@ -196,37 +196,49 @@ def _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma,
     nd = ngroups - 1
     bits = jump_bit | sat_bit
     if ngroups >= 3 and pairs.shape[0] > 0:
+        # rows taken as 1-D views: indexed as a[g, q] these loops are not
+        # vectorised (2x slower)
         for q in range(m):
             clean[q] = True
         for g in range(ngroups):
+            rg = ramp[g, p0:p0 + m]
+            fg = gdq[g, p0:p0 + m]
             for q in range(m):
-                v = ramp[g, p0 + q]
-                clean[q] = clean[q] & ((gdq[g, p0 + q] & bits) == 0) & np.isfinite(v)
+                clean[q] = clean[q] & ((fg[q] & bits) == 0) & np.isfinite(rg[q])
         for k in range(nd):
+            ra = ramp[k, p0:p0 + m]
+            rb = ramp[k + 1, p0:p0 + m]
+            dk = d[k]
+            sk = srt[k]
             for q in range(m):
-                v = np.float64(ramp[k + 1, p0 + q]) - np.float64(ramp[k, p0 + q])
-                d[k, q] = v
-                srt[k, q] = v
+                v = np.float64(rb[q]) - np.float64(ra[q])
+                dk[q] = v
+                sk[q] = v
         _sort_tile(srt, m, pairs)
         for q in range(m):
             med[q] = _column_median(srt, nd, q)
         if not use_sigma:
             for k in range(nd):
+                sk = srt[k]
+                dv = dev[k]
                 for q in range(m):
-                    dev[k, q] = abs(srt[k, q] - med[q])
+                    dv[q] = abs(sk[q] - med[q])
             _sort_tile(dev, m, pairs)
         for q in range(m):
             s = sigma[p0 + q] if use_sigma else MAD_TO_SIGMA * _column_median(dev, nd, q)
             sig[q] = 1e-6 if s < 1e-6 else s          # (NaN stays NaN)
             tflags[0, q] = False
         for k in range(nd):
-            i0 = max(k - 2, 0)
-            i1 = max(k - 1, 0)
-            i3 = min(k + 1, nd - 1)
-            i4 = min(k + 2, nd - 1)
+            # the running median of 5 differences, edges repeated
+            r0 = d[max(k - 2, 0)]
+            r1 = d[max(k - 1, 0)]
+            r2 = d[k]
+            r3 = d[min(k + 1, nd - 1)]
+            r4 = d[min(k + 2, nd - 1)]
+            tf = tflags[k + 1]
             for q in range(m):
-                local = _median5_finite(d[i0, q], d[i1, q], d[k, q], d[i3, q], d[i4, q])
-                tflags[k + 1, q] = abs(d[k, q] - local) / sig[q] > step_nsigma
+                local = _median5_finite(r0[q], r1[q], r2[q], r3[q], r4[q])
+                tf[q] = abs(r2[q] - local) / sig[q] > step_nsigma
     else:
         for q in range(m):
             clean[q] = False
@@ -251,8 +263,10 @@ def real_jumps(ramp, gdq, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sig
         _tile_flags(ramp, gdq, p0, m, jump_bit, sat_bit, nsigma, step_nsigma, sigma, use_sigma,
                     pairs, d, srt, dev, med, sig, clean, tflags, scratch)
         for g in range(ngroups):
+            og = out[g, p0:p0 + m]
+            tg = tflags[g]
             for q in range(m):
-                out[g, p0 + q] = tflags[g, q]
+                og[q] = tg[q]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -269,14 +283,16 @@ def _tile_slopes(ramp, p0, m, g0, g1, mean, out):
         mean[q] = 0.0
         out[q] = 0.0
     for g in range(g0, g1):
+        rg = ramp[g, p0:p0 + m]
         for q in range(m):
-            mean[q] += np.float64(ramp[g, p0 + q])
+            mean[q] += np.float64(rg[q])
     for q in range(m):
         mean[q] /= n
     for g in range(g0, g1):
         t = (g - g0) - tm
+        rg = ramp[g, p0:p0 + m]
         for q in range(m):
-            out[q] += t * (np.float64(ramp[g, p0 + q]) - mean[q])
+            out[q] += t * (np.float64(rg[q]) - mean[q])
     for q in range(m):
         out[q] /= den
 
@@ -338,12 +354,14 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
             early[q] = 0
             nsat[q] = 0
         for g in range(ngroups):
+            tg = tflags[g]
+            fg = gdq[g, p0:p0 + m]
             for q in range(m):
-                f = 1 if tflags[g, q] else 0
+                f = 1 if tg[q] else 0
                 total[q] += f
                 if g < n_early:
                     early[q] += f
-                nsat[q] += 1 if (gdq[g, p0 + q] & sat_bit) != 0 else 0
+                nsat[q] += 1 if (fg[q] & sat_bit) != 0 else 0
         _tile_slopes(ramp, p0, m, 0, ngroups, mean, whole)
         if ngroups - h >= 2:
             _tile_slopes(ramp, p0, m, h, ngroups, mean, late)
