@@ -32,7 +32,7 @@ import numpy as np
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
            "image_stats", "nanmedian", "robust_stats", "subsample_step", "as_float",
            "MAD_TO_SIGMA",
-           "kernel_threads", "in_threads", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
+           "kernel_threads", "in_threads", "concurrently", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -111,8 +111,8 @@ def robust_stats(values, max_values: int | None = ROBUST_MAX_VALUES) -> tuple[fl
     For a detector-wide level and scatter (thresholds of bad-pixel searches):
     above ``max_values`` values an even, deterministic subsample of about that
     many (every k-th value, :func:`subsample_step`) is judged
-    (:data:`ROBUST_MAX_VALUES`: a sixteenth of a full frame).  ``max_values=None`` uses every value.  (NaN, NaN) if none is
-    finite.
+    (:data:`ROBUST_MAX_VALUES`: a sixteenth of a full frame).  ``max_values=None``
+    uses every value.  (NaN, NaN) if none is finite.
     """
     v = np.asarray(values)
     v = v.ravel()[::subsample_step(v.shape, max_values)]
@@ -155,6 +155,19 @@ def kernel_threads() -> int:
             raise ValueError(f"{THREADS_ENV}={value!r}: not a number of threads") from None
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
+
+
+def concurrently(*calls) -> list:
+    """The results of the argument-less ``calls``, run side by side in up to
+    :func:`kernel_threads` threads (independent numpy or compiled work that
+    releases the GIL, e.g. several detector-wide statistics)."""
+    threads = min(kernel_threads(), len(calls))
+    if threads <= 1:
+        return [call() for call in calls]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [f.result() for f in futures]
 
 
 def in_threads(work, npix: int, threads: int | None = None) -> None:

@@ -172,6 +172,21 @@ def test_threads_do_not_change_the_result(monkeypatch):
         stack_stats(stack)
 
 
+def test_concurrently_returns_the_results_in_order(monkeypatch):
+    import threading
+
+    from jwst_reffiles.stats import THREADS_ENV, concurrently
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv(THREADS_ENV, threads)
+        names = []
+        calls = [lambda k=k: names.append(threading.current_thread().name) or k * k
+                 for k in range(4)]
+        assert concurrently(*calls) == [0, 1, 4, 9]
+        assert len(names) == 4
+        if threads == "1":                          # run in the caller's thread
+            assert set(names) == {threading.current_thread().name}
+
+
 def test_robust_stats():
     from jwst_reffiles.stats import robust_stats
     rng = np.random.default_rng(3)

@@ -66,8 +66,8 @@ from astropy.io import fits
 from ..detectors import reference_pixel_mask
 from ..dq import flag_value
 from ..io import RampFile
-from ..stats import (ROBUST_MAX_VALUES, as_float, image_stats, in_threads, robust_stats,
-                     subsample_step)
+from ..stats import (ROBUST_MAX_VALUES, as_float, concurrently, image_stats, in_threads,
+                     robust_stats, subsample_step)
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,9 @@ def _integration_pass(ramp, groupdq, slope, pedestal, noise, ref, acc, high_file
     ngroups = ramp.shape[0]
     groupdq = _dq(groupdq)
     g1 = min(1, ngroups - 1)
-    med, mad = robust_stats(ramp[g1])
-    last_med, last_sig = robust_stats(ramp[-1])
-    ped_mean, ped_std = _mean_std(pedestal, mask=ref)
+    (med, mad), (last_med, last_sig), (ped_mean, ped_std) = concurrently(
+        lambda: robust_stats(ramp[g1]), lambda: robust_stats(ramp[-1]),
+        lambda: _mean_std(pedestal, mask=ref))
     r, dq = _pixels(ramp), _pixels(groupdq)
     slope = np.ravel(as_float(slope))
     pedestal = np.ravel(as_float(pedestal))
