@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 __all__ = ["StackStats", "ArraySource", "stack_stats", "clipped_mean", "clipped_std",
            "image_stats", "nanmedian", "robust_stats", "subsample_step", "as_float",
-           "MAD_TO_SIGMA",
-           "kernel_threads", "in_threads", "concurrently", "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
+           "MAD_TO_SIGMA", "kernel_threads", "in_threads", "concurrently",
+           "DEFAULT_MEMORY_BYTES", "THREADS_ENV"]
 
 #: Default working-memory budget of one stack_stats call.
 DEFAULT_MEMORY_BYTES = 512 * 2**20
@@ -157,11 +158,11 @@ def kernel_threads() -> int:
         os.cpu_count() or 1)
 
 
-def concurrently(*calls) -> list:
+def concurrently(*calls, threads: int | None = None) -> list:
     """The results of the argument-less ``calls``, run side by side in up to
-    :func:`kernel_threads` threads (independent numpy or compiled work that
-    releases the GIL, e.g. several detector-wide statistics)."""
-    threads = min(kernel_threads(), len(calls))
+    ``threads`` threads (default :func:`kernel_threads`): independent numpy or
+    compiled work that releases the GIL, e.g. several detector-wide statistics."""
+    threads = min(kernel_threads() if threads is None else int(threads), len(calls))
     if threads <= 1:
         return [call() for call in calls]
     from concurrent.futures import ThreadPoolExecutor
@@ -179,10 +180,9 @@ def in_threads(work, npix: int, threads: int | None = None) -> None:
     if threads == 1:
         work(0, npix)
         return
-    from concurrent.futures import ThreadPoolExecutor
     edges = np.linspace(0, npix, threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(work, edges[:-1], edges[1:]))
+    concurrently(*(partial(work, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])),
+                 threads=threads)
 
 
 def _clip_columns(data: np.ndarray, sigma_lower: float, sigma_upper: float, maxiters,
