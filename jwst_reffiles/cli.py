@@ -195,7 +195,8 @@ def _module_overrides(args, cfg_args: dict):
     pp = list(cfg_args["section_params"])
     direct = []
     if given:
-        base = load_config(args.cfgfile, params=cfg_args["params"], section_params=pp)
+        base = load_config(args.cfgfile, params=cfg_args["params"], section_params=pp,
+                           strict=args.strict_config)
         requested = base.resolve_reflabels(args.reflabels)
         try:
             found = discover_plugins(base["plugin_dirs"])
@@ -213,7 +214,8 @@ def _module_overrides(args, cfg_args: dict):
             if not targets:
                 raise ConfigError([f"command line --{name}: none of the requested modules "
                                    f"({', '.join(requested)}) has a parameter '{name}'"])
-    cfg = load_config(args.cfgfile, params=cfg_args["params"], section_params=pp)
+    cfg = load_config(args.cfgfile, params=cfg_args["params"], section_params=pp,
+                      strict=args.strict_config)
     for label, name, value in direct:
         cfg.data[label][name] = value
         cfg.origin[(label, name)] = "command line"
@@ -256,6 +258,8 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     p.add_argument("--pp", nargs=3, action="append", default=[],
                    metavar=("SECTION", "KEY", "VALUE"),
                    help="override a key of one configuration section")
+    p.add_argument("--strict-config", action="store_true",
+                   help="a configuration key nobody declares is an error (default: a warning)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the inputs, the groups of every reflabel and the planned outputs; "
                         "write only the tables")
@@ -369,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.dry_run:
                 raise
             print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
+        for line in cfg.warnings:
+            print(f"mkrefs: warning: {line}", file=sys.stderr)
         s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=True)
     except (ConfigError, InputError, PlanError, StageError, FileNotFoundError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)

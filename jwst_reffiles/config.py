@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from .params import AnyMap, Bool, Float, Int, RunID, Str, StrList, StrMap, yaml_value
 from .pipeline.steps import SsbStepsError, parse_ssbsteps
 
 __all__ = ["ConfigError", "Config", "load_config", "default_config_text", "IMTYPES",
@@ -64,199 +65,6 @@ class ConfigError(ValueError):
             super().__init__(f"{head} {problems[0]}")
         else:
             super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-# --------------------------------------------------------------------------
-# value types
-# --------------------------------------------------------------------------
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-_NONE = {"", "none", "null", "~"}
-
-
-class _Type:
-    """A value type: ``check`` validates/normalises a loaded value, ``parse`` text."""
-
-    name = "value"
-    nullable = False
-
-    def check(self, value):
-        if value is None:
-            if self.nullable:
-                return None
-            raise TypeError(f"expected {self.name}, got nothing")
-        return self._check(value)
-
-    def _check(self, value):
-        return value
-
-    def parse(self, text: str):
-        if self.nullable and text.strip().lower() in _NONE:
-            return None
-        return self.check(self._parse(text))
-
-    def _parse(self, text):
-        return text
-
-
-class Str(_Type):
-    def __init__(self, nullable=False, choices=None, regex=False):
-        self.nullable, self.choices, self.regex = nullable, choices, regex
-        self.name = "a string" + (f" (one of {', '.join(choices)})" if choices else "")
-
-    def _check(self, value):
-        if isinstance(value, bool) or isinstance(value, (dict, list)):
-            raise TypeError(f"expected {self.name}, got {value!r}")
-        value = str(value)
-        if self.choices and value.upper() not in [c.upper() for c in self.choices]:
-            raise TypeError(f"expected one of {', '.join(self.choices)}, got {value!r}")
-        if self.regex:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise TypeError(f"not a valid regular expression ({exc}): {value!r}")
-        return value
-
-
-class Int(_Type):
-    name = "an integer"
-
-    def __init__(self, nullable=False, minimum=None):
-        self.nullable, self.minimum = nullable, minimum
-
-    def _check(self, value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
-        if self.minimum is not None and value < self.minimum:
-            raise TypeError(f"must be >= {self.minimum}, got {value}")
-        return value
-
-    def _parse(self, text):
-        try:
-            return int(text)
-        except ValueError:
-            raise TypeError(f"expected an integer, got {text!r}") from None
-
-
-class Float(_Type):
-    name = "a number"
-
-    def __init__(self, nullable=False, minimum=None):
-        self.nullable, self.minimum = nullable, minimum
-
-    def _check(self, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {value!r}")
-        value = float(value)
-        if self.minimum is not None and value < self.minimum:
-            raise TypeError(f"must be >= {self.minimum}, got {value}")
-        return value
-
-    def _parse(self, text):
-        try:
-            return float(text)
-        except ValueError:
-            raise TypeError(f"expected a number, got {text!r}") from None
-
-
-class Bool(_Type):
-    name = "True or False"
-
-    def _check(self, value):
-        if not isinstance(value, bool):
-            raise TypeError(f"expected True or False, got {value!r}")
-        return value
-
-    def _parse(self, text):
-        t = text.strip().lower()
-        if t in _TRUE:
-            return True
-        if t in _FALSE:
-            return False
-        raise TypeError(f"expected True or False, got {text!r}")
-
-
-class StrList(_Type):
-    """A list of strings; a comma-separated string is accepted, nothing means []."""
-
-    name = "a list of strings"
-
-    def __init__(self, choices=None):
-        self.choices = choices
-
-    def check(self, value):
-        if value is None:
-            return []
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list of strings, got {value!r}")
-        bad = [v for v in value if isinstance(v, (dict, list, bool)) or v is None]
-        if bad:
-            raise TypeError(f"expected a list of strings, got items {bad!r}")
-        if self.choices:
-            unknown = [v for v in value if str(v) not in self.choices]
-            if unknown:
-                raise TypeError(f"unknown value(s) {', '.join(map(repr, unknown))}; choose "
-                                 f"from {', '.join(self.choices)}")
-        return [str(v) for v in value]
-
-    def parse(self, text):
-        return self.check(text)
-
-
-class AnyMap(_Type):
-    """A mapping of free keys to any YAML values (a combiner's own parameters)."""
-
-    name = "a mapping"
-
-    def check(self, value):
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise TypeError(f"expected {self.name}, got {value!r}")
-        return {str(k): v for k, v in value.items()}
-
-    def parse(self, text):
-        try:
-            return self.check(yaml.safe_load(text))
-        except yaml.YAMLError as exc:
-            raise TypeError(f"expected a YAML mapping ({exc})") from None
-
-
-class RunID(_Type):
-    """A run number, AUTO, or nothing (no run directory)."""
-
-    name = "an integer >= 0, AUTO or nothing"
-    nullable = True
-
-    def _check(self, value):
-        if isinstance(value, str) and value.strip().upper() == "AUTO":
-            return "AUTO"
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise TypeError(f"expected {self.name}, got {value!r}")
-        return value
-
-
-class StrMap(_Type):
-    """A mapping of free keys to strings (reffile4ssb, validation, default_reflabels)."""
-
-    name = "a mapping of names to strings"
-
-    def check(self, value):
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise TypeError(f"expected {self.name}, got {value!r}")
-        out = {}
-        for k, v in value.items():
-            if isinstance(v, (dict, list)) or v is None:
-                raise TypeError(f"entry {k!r}: expected a string, got {v!r}")
-            out[str(k)] = str(v)
-        return out
 
 
 #: The sections and keys of the configuration (module sections excepted).
@@ -351,9 +159,31 @@ def expand_env(text: str, environ=None) -> str:
     return os.path.expanduser(_ENV.sub(sub, text))
 
 
+def _builtin_modules() -> dict:
+    from .plugins.registry import builtin_plugins
+    return builtin_plugins()
+
+
+def module_section_text(cls) -> str:
+    """A declared module's default section, as YAML with each parameter's doc."""
+    lines = [f"# {cls.summary}"] if cls.summary else []
+    lines.append(f"{cls.reflabel}:")
+    items = [(k, v, "") for k, v in cls.section_defaults().items() if k not in
+             {p.name for p in cls.params}]
+    items += [(p.name, p.default, p.doc) for p in cls.params]
+    for key, value, doc in items:
+        text = f"  {key}: {yaml_value(value)}".rstrip()
+        lines.append(f"{text:<31} # {doc}" if doc else text)
+    return "\n".join(lines) + "\n"
+
+
 def default_config_text() -> str:
-    """The shipped default configuration file (with its comments)."""
-    return resources.files("jwst_reffiles").joinpath("data/mkrefs_default.yaml").read_text()
+    """The default configuration file (with its comments): the shipped file, and
+    the section of every module of the package from its declaration."""
+    text = resources.files("jwst_reffiles").joinpath("data/mkrefs_default.yaml").read_text()
+    modules = _builtin_modules()
+    text = text.replace("@BUILTIN_REFLABELS@", "[" + ", ".join(modules) + "]")
+    return text + "".join("\n" + module_section_text(cls) for cls in modules.values())
 
 
 # --------------------------------------------------------------------------
@@ -372,6 +202,11 @@ class Config:
     data: dict
     cfgfile: Path | None = None
     origin: dict = field(default_factory=dict)
+    #: Keys nobody declares (each line names the key, its source and the nearest
+    #: known key); errors instead with ``strict``.
+    warnings: list = field(default_factory=list)
+    strict: bool = False
+    _checked: set = field(default_factory=set, repr=False)
 
     def __getitem__(self, key):
         return self.data[key]
@@ -394,6 +229,26 @@ class Config:
         """A module's own parameters: its section without the keys jwst_reffiles reads."""
         return {k: v for k, v in self.module(reflabel).items()
                 if k not in MODULE_KEYS and k not in MODULE_OPTIONAL_KEYS}
+
+    def check_module(self, reflabel: str, cls) -> None:
+        """Check a module section's parameters against its plug-in's declaration
+        (once per reflabel): values converted to the declared types, in place;
+        keys the plug-in does not know added to ``warnings`` (ConfigError with
+        ``strict``).  Raises ConfigError naming each wrong value."""
+        if reflabel in self._checked:
+            return
+        params = self.module_parameters(reflabel)
+        source = {k: self.origin.get((reflabel, k), str(self.cfgfile or DEFAULTS_NAME))
+                  for k in params}
+        typed, unknown, problems = cls.check_parameters(params, source)
+        if self.strict:
+            problems += [u.replace("; it is handed to the module as it is", "") for u in unknown]
+        elif unknown:
+            self.warnings.extend(u for u in unknown if u not in self.warnings)
+        if problems:
+            raise ConfigError(problems)
+        self.data[reflabel].update(typed)
+        self._checked.add(reflabel)
 
     def combine_settings(self, reflabel: str) -> dict:
         """Stage-3 settings of a reflabel: the combine section, overridden by the module's."""
@@ -500,8 +355,15 @@ def _check_module(name, values, source, problems, origin, complete):
     return out
 
 
-def _validate_document(doc, source, problems, origin, complete_modules=True) -> dict:
+def _nearest(name: str, known) -> str:
+    from .plugins.base import _nearest as nearest
+    return nearest(name, known)
+
+
+def _validate_document(doc, source, problems, origin, complete_modules=True,
+                       warnings=None) -> dict:
     """Validate a whole loaded YAML document (defaults or a user's file)."""
+    warnings = problems if warnings is None else warnings
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -524,9 +386,10 @@ def _validate_document(doc, source, problems, origin, complete_modules=True) -> 
             out[key] = _check_module(key, value, source, problems, origin,
                                      complete=complete_modules and "reftype" in value)
         else:
-            problems.append(
-                f"{source}: unknown key '{key}' (not a configuration section, and not a "
-                f"module section, which would be a mapping with reftype, imtypes and ssbsteps)")
+            warnings.append(
+                f"{source}: unknown top-level key '{key}'{_nearest(key, SCHEMA)} (not a "
+                f"configuration section, and not a module section, which would be a mapping "
+                f"with reftype, imtypes and ssbsteps); not used")
     return out
 
 
@@ -583,10 +446,33 @@ def _apply_override(data, origin, section, key, text, source, problems):
         except TypeError as exc:
             problems.append(f"{where}: {exc}")
         return
+    if "." in section:                         # a module's own reffile4ssb or combine
+        module_name, _, sub = section.partition(".")
+        if module_name in data and module_name not in SCHEMA and sub in ("reffile4ssb",
+                                                                       "combine"):
+            holder = {"combine": dict(data[module_name].get("combine", {})),
+                      "reffile4ssb": dict(data[module_name].get("reffile4ssb", {}))}
+            if sub == "combine":
+                _apply_override(holder, origin, "combine", key, text, source, problems)
+            else:
+                holder["reffile4ssb"][key] = str(text)
+            data[module_name][sub] = holder[sub]
+            origin[(module_name, sub)] = source
+            return
     if section not in data:
         problems.append(f"{where}: no section '{section}' in the configuration")
         return
     spec = SCHEMA.get(section)
+    if isinstance(spec, (StrMap, AnyMap)):     # reffile4ssb, validation: free keys
+        try:
+            value = spec.check({key: text if isinstance(spec, StrMap) else
+                                AnyMap().parse(f"{{v: {text}}}")["v"]})[key]
+        except TypeError as exc:
+            problems.append(f"{where}: {exc}")
+            return
+        data[section] = {**data[section], key: value}
+        origin[(section,)] = source
+        return
     if isinstance(spec, dict):
         if key not in spec:
             problems.append(f"{where}: unknown key (known keys of '{section}': "
@@ -611,6 +497,11 @@ def _apply_override(data, origin, section, key, text, source, problems):
         problems.append(f"{where}: module '{section}' has no parameter '{key}' (its "
                         f"parameters: {', '.join(k for k in module if k not in MODULE_KEYS) or 'none'})")
         return
+    declared = _builtin_modules().get(section)
+    if declared is not None and key in {p.name for p in declared.params}:
+        module[key] = text                 # typed by the declaration, with the others
+        origin[(section, key)] = source
+        return
     try:
         module[key] = _convert_like(module[key], text, where)
         origin[(section, key)] = source
@@ -619,7 +510,7 @@ def _apply_override(data, origin, section, key, text, source, problems):
 
 
 def load_config(cfgfile=None, params=(), section_params=(), environ=None,
-                expand_paths: bool = True) -> Config:
+                expand_paths: bool = True, strict: bool = False) -> Config:
     """Load and validate the configuration.
 
     Parameters
@@ -634,6 +525,10 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
         Environment for ``$VARIABLE`` expansion (``os.environ`` by default).
     expand_paths : bool
         Expand ``$VARIABLES`` in path keys; an unset variable is an error.
+    strict : bool
+        Keys nobody declares (a top-level key that is no section, a module key
+        its plug-in does not declare) are errors; otherwise they are listed in
+        the result's ``warnings``.
 
     Raises
     ------
@@ -643,6 +538,7 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
         if ``cfgfile`` does not exist.
     """
     problems: list[str] = []
+    warnings: list[str] = []
     origin: dict = {}
     defaults = _validate_document(yaml.safe_load(default_config_text()), DEFAULTS_NAME,
                                   problems, origin)
@@ -659,7 +555,8 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
             user = yaml.safe_load(cfgfile.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError([f"{cfgfile}: not valid YAML: {exc}"]) from None
-        user = _validate_document(user, source, problems, origin, complete_modules=False)
+        user = _validate_document(user, source, problems, origin, complete_modules=False,
+                                  warnings=problems if strict else warnings)
         # a module section new in the user's file must be complete
         for name, section in user.items():
             if name not in SCHEMA and name not in defaults:
@@ -706,7 +603,15 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
                 name = ".".join(path_key)
                 problems.append(f"{src(*path_key)}: key '{name}': environment "
                                 f"variable ${exc.args[0]} is not set (value {value!r})")
+    config = Config(data=data, cfgfile=cfgfile, origin=origin, warnings=warnings,
+                    strict=strict)
+    for label, cls in _builtin_modules().items():       # the package's declared modules
+        if label in data and label not in SCHEMA:
+            try:
+                config.check_module(label, cls)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     data["instrument"] = data["instrument"].upper()
-    return Config(data=data, cfgfile=cfgfile, origin=origin)
+    return config

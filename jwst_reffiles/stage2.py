@@ -80,6 +80,7 @@ def resolve_modules(config, reflabels):
                 f"from; add a directory of mkref_*.py files to plugin_dirs)")
             continue
         section = config.module(label)
+        config.check_module(label, info.cls)        # ConfigError for a wrong value
         if _norm_reftype(section["reftype"]) != _norm_reftype(info.reftype):
             problems.append(f"reflabel '{label}': the configuration says reftype "
                             f"'{section['reftype']}', its plug-in ({info.source}) makes "

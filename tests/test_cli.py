@@ -58,7 +58,7 @@ def test_dry_run_prints_groups_for_every_imtype_and_writes_only_tables(six_four,
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
     cfg = tmp_path / "main.cfg"
     cfg.write_text("reflabels: [rdnoise_nircam, gain_bryan, gain_armin, bpm]\n"
-                   "bpm:\n  imtypes: D+\n")
+                   "bpm:\n  reftype: bpm\n  imtypes: D+\n  ssbsteps: refpix-\n")
     rc = cli.main(["-v", "--cfgfile", str(cfg), "--dry-run",
                    "rdnoise_nircam,gain_bryan,gain_armin,bpm", str(six_four / "*_uncal.fits")])
     out = capsys.readouterr().out
@@ -94,7 +94,7 @@ def test_plugin_parameter_no_requested_module_has(six_four, tmp_path, capsys, mo
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
     rc = cli.main(["--dry-run", "--boxsize", "32", "bpm", str(six_four)])
     assert rc == 2
-    assert "none of the requested modules (bpm) has a parameter 'boxsize'" in capsys.readouterr().err
+    assert "none of the requested modules (bad_pixel_mask) has a parameter 'boxsize'" in capsys.readouterr().err
 
 
 def test_errors_exit_2_with_the_reason(six_four, tmp_path, capsys, monkeypatch):

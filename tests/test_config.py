@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -8,93 +9,9 @@ from jwst_reffiles.config import (ConfigError, default_config_text, expand_env, 
 
 ENV = {"JWST_MKREFS_OUTDIR": "/data/out"}
 
-#: The example main configuration of the spec, as printed there, without its
-#: unexplained top-level ``test1: 4`` (see test_spec_example_top_level_scalar).
-SPEC_EXAMPLE = """
-instrument: NIRCam
-reflabels: [example_readnoise_module]
-reftypes: [bpm,rdnoise,gain,linearity]
-
-default_reflabels:
-   bpm: bpm
-   rdnoise: example_readnoise_module
-   gain: gain_armin
-
-inputfiles:
-   dark_pattern: Bias|Dark|BIAS|DARK|ZERO
-   flat_pattern: GAIN|LIN
-   basenamepattern: (.*)_uncal.fits$
-   dateobs_fitskey: DATE-END
-   timeobs_fitskey: TIME-END
-   mjdobs_fitskey:
-   requiredfitskeys: [INSTRUME,DETECTOR,NGROUPS,NINTS,TGROUP,SUBARRAY]
-   optionalfitskeys: [FILTER,PUPIL]
-
-DD:
-   max_Delta_MJD: 2.0
-FF:
-   max_Delta_MJD: 2.0
-DDFF:
-   max_Delta_MJD: 10.0
-
-output:
-   outrootdir: $JWST_MKREFS_OUTDIR
-   outsubdir: test1
-   runID: AUTO
-   runIDNdigits: 3
-   addsuffix: bla
-   ssbdir:
-   skip_runID_ssbdir: False
-   ssblogFlag: False
-   ssberrorlogFlag: False
-   pipeline_prod_search_dir:
-
-batch:
-   batch_enabled: False
-   batchmode: Condor
-
-reffile4ssb:
-   gain: CRDS
-   bpm: CRDS
-   rdnoise: CRDS
-
-validation:
-   gainreffile: CRDS
-   bpmreffile: CRDS
-
-example_readnoise_module:
-    reftype: rdnoise
-    imtypes: D
-    ssbsteps: dq_init
-    verbose: 3
-    boxsize: 128
-    sigma_threshold: 4
-
-bpm:
-    reftype: bpm
-    imtypes: D
-    ssbsteps: refpix-
-
-rdnoise_nircam:
-    reftype: rdnoise
-    imtypes: DD
-    ssbsteps: dq_init
-    test1: 6
-
-gain_armin:
-    reftype: gain
-    imtypes: DDFF
-    ssbsteps: superbias-
-    reffile4ssb:
-        bpmreffile: /bla/bpm.fits
-
-gain_bryan:
-    reftype: gain
-    imtypes: FF
-    ssbsteps: rate-
-    reffile4ssb:
-        bpmreffile: /bla/bpm.fits
-"""
+#: The example main configuration of the spec, as printed there (comments,
+#: the top-level ``test1: 4`` and ``rdnoise_nircam``'s ``test1: 6`` included).
+SPEC_EXAMPLE = (Path(__file__).parent / "data" / "spec_example.cfg").read_text()
 
 
 def write(tmp_path, text, name="main.cfg"):
@@ -126,11 +43,60 @@ def test_the_spec_example_configuration_loads(tmp_path):
         cfg.resolve_reflabels("gain")
 
 
-def test_spec_example_top_level_scalar_is_an_unknown_key(tmp_path):
-    path = write(tmp_path, SPEC_EXAMPLE + "\ntest1: 4\n")
+def test_spec_example_keys_nobody_declares_are_warnings_or_strict_errors(tmp_path):
+    path = write(tmp_path, SPEC_EXAMPLE)
+    cfg = load_config(path, environ=ENV)
+    top = [w for w in cfg.warnings if "top-level key 'test1'" in w]
+    module = [w for w in cfg.warnings if "module 'rdnoise_nircam': key 'test1'" in w]
+    assert len(top) == 1 and str(path) in top[0]
+    assert len(module) == 1 and str(path) in module[0]
+    assert cfg.module("rdnoise_nircam")["test1"] == 6         # handed to the module
+    assert "test1" not in cfg.data                             # not a section
     with pytest.raises(ConfigError) as err:
+        load_config(path, environ=ENV, strict=True)
+    assert len(err.value.problems) == 2
+    assert all("test1" in p and str(path) in p for p in err.value.problems)
+
+
+def test_a_misspelt_module_key_names_the_nearest_declared_one(tmp_path):
+    cfg = load_config(write(tmp_path, "readnoise:\n  clipping_sigmaa: 4\n"), environ=ENV)
+    assert any("clipping_sigmaa" in w and "did you mean 'clipping_sigma'" in w
+               for w in cfg.warnings), cfg.warnings
+
+
+@pytest.mark.parametrize("section, key, text, words", [
+    ("superbias", "max_clipping_iters", "3.5", ["max_clipping_iters", "superbias", "integer"]),
+    ("readnoise", "method", "median", ["method", "readnoise", "stack, ramp"]),
+    ("gain_armin", "box", "big", ["box", "gain_armin", "integer"]),
+    ("badpix_from_darks", "do_not_use", "hot,sparkly", ["do_not_use", "sparkly"]),
+])
+def test_module_values_take_the_declared_type(tmp_path, section, key, text, words):
+    with pytest.raises(ConfigError) as err:
+        load_config(environ=ENV, section_params=[(section, key, text)])
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+    # the same in a configuration file, reported with the file's name
+    path = write(tmp_path, f"{section}:\n  {key}: {text}\n")
+    with pytest.raises(ConfigError, match=str(path)):
         load_config(path, environ=ENV)
-    assert "unknown key 'test1'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_float_parameter_accepts_an_integer():
+    cfg = load_config(environ=ENV, section_params=[("readnoise", "clipping_sigma", "4")])
+    assert cfg.module("readnoise")["clipping_sigma"] == 4.0
+    assert isinstance(cfg.module("readnoise")["clipping_sigma"], float)
+    cfg = load_config(environ=ENV, section_params=[("gain_armin", "max_signal", "20000")])
+    assert cfg.module("gain_armin")["max_signal"] == 20000.0
+
+
+def test_reffile4ssb_and_validation_are_set_from_the_command_line():
+    cfg = load_config(environ=ENV, params=[("reffile4ssb.gain", "/refs/gain.fits"),
+                                           ("gain_armin.reffile4ssb.mask", "/refs/m.fits")],
+                      section_params=[("validation", "gainreffile", "CRDS"),
+                                      ("reffile4ssb", "default", "/refs/*.fits")])
+    assert cfg["reffile4ssb"] == {"gain": "/refs/gain.fits", "default": "/refs/*.fits"}
+    assert cfg["validation"] == {"gainreffile": "CRDS"}
+    assert cfg.module("gain_armin")["reffile4ssb"] == {"mask": "/refs/m.fits"}
 
 
 def test_unset_environment_variable_names_the_key_and_file(tmp_path):
@@ -175,7 +141,8 @@ def test_all_problems_are_reported_together(tmp_path):
 
 
 def test_reftype_of_a_reflabel_must_be_in_reftypes(tmp_path):
-    path = write(tmp_path, "reftypes: [gain]\nreflabels: [bpm]\n")
+    path = write(tmp_path, "reftypes: [gain]\nreflabels: [bpm]\n"
+                           "bpm: {reftype: bpm, imtypes: D, ssbsteps: refpix-}\n")
     with pytest.raises(ConfigError, match="reftype 'bpm' of reflabel 'bpm' is not in reftypes"):
         load_config(path, environ=ENV)
 
@@ -208,7 +175,7 @@ def test_command_line_overrides_take_the_configuration_types():
         ("output.pipeline_prod_search_dir", "/a,/b"), ("instrument", "miri"),
         ("example_readnoise_module.sigma_threshold", "4.5")],
         section_params=[("example_readnoise_module", "boxsize", "64"),
-                        ("output", "addsuffix", "none"), ("bpm", "imtypes", "d+")])
+                        ("output", "addsuffix", "none"), ("readnoise", "imtypes", "d+")])
     assert cfg["output"]["runID"] == 7
     assert cfg["DD"]["max_Delta_MJD"] == 3.0
     assert cfg["output"]["ssblogFlag"] is True
@@ -218,7 +185,7 @@ def test_command_line_overrides_take_the_configuration_types():
     assert isinstance(cfg.module("example_readnoise_module")["boxsize"], int)
     assert cfg.module("example_readnoise_module")["sigma_threshold"] == 4.5
     assert cfg["output"]["addsuffix"] is None
-    assert cfg.module("bpm")["imtypes"] == "D+"
+    assert cfg.module("readnoise")["imtypes"] == "D+"
     assert load_config(environ=ENV, params=[("output.runID", "auto")])["output"]["runID"] == "AUTO"
 
 
@@ -226,9 +193,9 @@ def test_command_line_overrides_take_the_configuration_types():
     ([("output.runIDNdigits", "x")], [], ["command line -p", "output.runIDNdigits", "integer"]),
     ([("nosuch", "1")], [], ["'nosuch'", "not a top-level key"]),
     ([], [("example_readnoise_module", "boxsiz", "1")], ["no parameter 'boxsiz'", "boxsize"]),
-    ([], [("example_readnoise_module", "boxsize", "big")], ["boxsize", "number"]),
+    ([], [("example_readnoise_module", "boxsize", "big")], ["boxsize", "integer"]),
     ([], [("nosection", "a", "1")], ["no section 'nosection'"]),
-    ([], [("bpm", "ssbsteps", "warp-")], ["bpm.ssbsteps", "warp"]),
+    ([], [("readnoise", "ssbsteps", "warp-")], ["readnoise.ssbsteps", "warp"]),
 ])
 def test_bad_overrides_are_named(params, pp, words):
     with pytest.raises(ConfigError) as err:
@@ -239,7 +206,7 @@ def test_bad_overrides_are_named(params, pp, words):
 
 def test_resolve_reflabels_by_label_or_reftype():
     cfg = load_config(environ=ENV)
-    assert cfg.resolve_reflabels("gain,bpm,gain_armin") == ["gain_armin", "bpm"]
+    assert cfg.resolve_reflabels("gain,bpm,gain_armin") == ["gain_armin", "bad_pixel_mask"]
     with pytest.raises(ConfigError, match="'flux'"):
         cfg.resolve_reflabels("bpm,flux")
 

@@ -23,7 +23,7 @@ def test_package_plugins_are_found():
     found = discover_plugins()
     info = found["example_readnoise_module"]
     assert info.reftype == "rdnoise" and info.source == "package"
-    assert set(info.cls.parameter_names()) == {"boxsize", "sigma_threshold"}
+    assert set(info.cls.parameter_names()) == {"verbose", "boxsize", "sigma_threshold"}
 
 
 def test_plugins_from_a_directory_and_from_an_entry_point(tmp_path, monkeypatch):

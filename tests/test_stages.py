@@ -181,8 +181,10 @@ my_module: {{reftype: gain, imtypes: D, ssbsteps: ''}}
 
 def test_missing_plugin_and_reftype_resolution(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "o"))
-    # bpm is a configured reflabel without a plug-in
-    assert cli.main(["bpm", str(tiny.outdir)]) == 2
+    # a configured reflabel without a plug-in (the spec's example 'bpm' section)
+    cfg = tmp_path / "main.cfg"
+    cfg.write_text("reflabels: [bpm]\nbpm: {reftype: bpm, imtypes: D, ssbsteps: refpix-}\n")
+    assert cli.main(["--cfgfile", str(cfg), "bpm", str(tiny.outdir)]) == 2
     err = capsys.readouterr().err
     assert "no plug-in for reflabel 'bpm'" in err and "readnoise" in err
     assert not (tmp_path / "o").exists()                       # refused before any work

@@ -509,8 +509,11 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
                  early_cutoff_fraction=0.25, pedestal_sigma_threshold=5,
                  rc_fraction_threshold=0.8, low_pedestal_fraction=0.8, high_cr_fraction=0.8,
                  flag_values=None, do_not_use=None, outfile=None, plot=False,
-                 hot_threshold=None, min_clean_slopes=5, return_maps=False):
+                 hot_threshold=None, min_clean_slopes=5, return_maps=False, metadata=None):
     """Find bad pixels in dark exposures; return the DQ map (and save it with ``outfile``).
+
+    ``metadata`` (author, description, pedigree, useafter) goes into the saved
+    file's CRDS metadata.
 
     With ``return_maps`` also a dict of the intermediate maps (mean and scatter
     of the clean slopes, their counts, and the per-type file counts).
@@ -673,7 +676,8 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     if outfile is not None:
         from ..reffile import save_mask
         dq = final | np.where(ref, np.uint32(flag_value("REFERENCE_PIXEL")), np.uint32(0))
-        save_mask(dq, outfile, filenames, description="Bad pixels from darks")
+        save_mask(dq, outfile, filenames,
+                  **{"description": "Bad pixels from darks", **(metadata or {})})
     if plot and outfile is not None:
         _plot_counts(mean_slope, Path(outfile).with_name(Path(outfile).stem + "_slopes.png"),
                      m + noisy_threshold * s)

@@ -4,25 +4,27 @@
 import sys
 
 from jwst_reffiles.example.example_readnoise_module import make_readnoise_boxes
+from jwst_reffiles.params import Float, Int, Param
 from jwst_reffiles.plugins.base import Plugin
 
 
 class ExampleReadnoiseModule(Plugin):
     reflabel = "example_readnoise_module"
     reftype = "rdnoise"
-
-    def extra_optional_arguments(self, parser):
-        parser.add_argument("--boxsize", type=int, default=None,
-                            help="width of the boxes the readnoise is averaged over")
-        parser.add_argument("--sigma_threshold", type=float, default=None,
-                            help="sigma-clipping threshold")
+    algorithm = "jwst_reffiles.example.example_readnoise_module:make_readnoise_boxes"
+    imtypes = "D"
+    ssbsteps = "dq_init"
+    summary = "the spec's example module: readnoise as medians over boxes"
+    params = (
+        Param("verbose", Int(minimum=0), 3, "how much the module says"),
+        Param("boxsize", Int(minimum=1), 128,
+              "width of the boxes the readnoise is averaged over [pixels]"),
+        Param("sigma_threshold", Float(minimum=0.1), 4.0, "sigma-clipping threshold"),
+    )
 
     def callalgorithm(self):
         make_readnoise_boxes(list(self.inputimages["output_name"]),
-                             self.args.outputreffilename,
-                             boxsize=self.parameters.get("boxsize", 128),
-                             sigma_threshold=self.parameters.get("sigma_threshold", 4),
-                             verbose=self.parameters.get("verbose", 0))
+                             self.args.outputreffilename, **self.algorithm_arguments())
 
 
 if __name__ == "__main__":

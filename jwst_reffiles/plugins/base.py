@@ -25,7 +25,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
-__all__ = ["Plugin", "Combiner", "images_table", "add_config_parameters", "call_with_parameters"]
+__all__ = ["Plugin", "Combiner", "images_table"]
 
 
 def images_table(files, labels=None, imtypes=None, mjds=None, inputs=None,
@@ -47,59 +47,56 @@ def images_table(files, labels=None, imtypes=None, mjds=None, inputs=None,
     return table
 
 
-def _cli_type(default, name):
-    from ..config import _convert_like
+def _nearest(name: str, known) -> str:
+    """' (did you mean X?)' for the closest known name, or nothing."""
+    import difflib
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
-    def convert(text):
+
+def _action_convert(action: argparse.Action, value, where: str):
+    """A configuration value converted by a plug-in's own argparse option."""
+    if value is None or isinstance(value, (bool, list, tuple, dict)) or action.type is None:
+        converted = value
+    else:
         try:
-            return _convert_like(default, text, f"--{name}")
-        except TypeError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = type(default).__name__ if default is not None else "value"
-    return convert
-
-
-def add_config_parameters(parser: argparse.ArgumentParser, reflabel: str) -> None:
-    """Add every parameter of the shipped configuration section of ``reflabel``
-    as ``--name`` (default None: the configuration's value applies), typed
-    like its default value."""
-    from ..config import load_config
-    cfg = load_config(expand_paths=False)
-    for name, default in cfg.module_parameters(reflabel).items():
-        parser.add_argument(f"--{name}", type=_cli_type(default, name), default=None,
-                            help=f"(default {default!r})")
-
-
-def call_with_parameters(func, parameters: dict, owner: str, rename: dict | None = None,
-                         **fixed):
-    """Call ``func(**fixed, **parameters)``; a parameter ``func`` does not take is
-    an error naming it (a misspelt configuration key must not pass silently).
-
-    ``rename`` maps parameter names to ``func``'s argument names.
-    """
-    import inspect
-    rename = rename or {}
-    accepted = set(inspect.signature(func).parameters)
-    kwargs, unknown = {}, []
-    for name, value in parameters.items():
-        arg = rename.get(name, name)
-        if arg in accepted and arg not in fixed:
-            kwargs[arg] = value
-        else:
-            unknown.append(name)
-    if unknown:
-        raise ValueError(f"{owner}: parameter(s) {', '.join(unknown)} not understood by "
-                         f"{func.__module__}.{func.__qualname__}")
-    return func(**fixed, **kwargs)
+            converted = action.type(str(value))
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+            raise TypeError(f"{where}: {exc}") from None
+    if action.choices is not None and converted is not None and converted not in action.choices:
+        raise TypeError(f"{where}: expected one of {', '.join(map(str, action.choices))}, "
+                        f"got {value!r}")
+    return converted
 
 
 class Plugin:
-    """Base class of reference-file creation modules."""
+    """Base class of reference-file creation modules.
+
+    A module is declared once, by class attributes: ``reflabel``, ``reftype``
+    and, for the default configuration section it brings, ``imtypes``,
+    ``ssbsteps``, ``reffile4ssb``, ``ssbsave``, a one-line ``summary`` and its
+    ``params`` (:class:`jwst_reffiles.params.Param`: name, type, default, doc).
+    Declared parameters become the section's keys in ``mkrefs --print-config``,
+    command-line options, and are type-checked wherever they are given.  A
+    plug-in may instead add options in ``extra_optional_arguments`` (the
+    spec's API): their argparse types check the configuration's values.
+    """
 
     #: The module's name, as used in the configuration and on the command line.
     reflabel: str = ""
     #: The reference type it makes (e.g. "readnoise", "bpm", "gain").
     reftype: str = ""
+    #: The documented function it calls ("module:function"), for the reader and the
+    #: test that checks the declaration against its signature.
+    algorithm: str = ""
+    #: What its default configuration section sets (modules of the package).
+    imtypes: str = ""
+    ssbsteps: str = ""
+    reffile4ssb: dict = {}
+    ssbsave: tuple = ()
+    summary: str = ""
+    #: The module's parameters, declared once.
+    params: tuple = ()
 
     def __init__(self, inputimages=None, outputreffilename=None, parameters=None):
         if not self.reflabel or not self.reftype:
@@ -112,7 +109,19 @@ class Plugin:
 
     # -- what a plug-in defines ------------------------------------------------
     def extra_optional_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add the module's own parameters to ``parser`` (defaults: None)."""
+        """Add the module's own parameters to ``parser`` (defaults: None).
+
+        By default, one ``--name`` option for each declared parameter, parsed by
+        its type."""
+        for p in self.params:
+            def parse(text, p=p):
+                try:
+                    return p.convert(text, self.reflabel)
+                except TypeError as exc:
+                    raise argparse.ArgumentTypeError(str(exc)) from None
+            parse.__name__ = p.type.name
+            parser.add_argument(f"--{p.name}", type=parse, default=None,
+                                help=f"{p.doc} (default {p.default!r})")
 
     def callalgorithm(self):
         """Run the algorithm on ``self.inputimages`` and save ``self.args.outputreffilename``."""
@@ -139,9 +148,62 @@ class Plugin:
         return parser
 
     @classmethod
+    def _actions(cls) -> dict[str, argparse.Action]:
+        parser = cls.add_parameters(argparse.ArgumentParser(add_help=False))
+        return {a.dest: a for a in parser._actions}
+
+    @classmethod
     def parameter_names(cls) -> list[str]:
         """Names of the parameters the module adds in extra_optional_arguments."""
-        return [a.dest for a in cls.add_parameters(argparse.ArgumentParser(add_help=False))._actions]
+        return list(cls._actions())
+
+    @classmethod
+    def check_parameters(cls, values: dict, source="") -> tuple[dict, list, list]:
+        """Check a configuration section's parameters against the declaration.
+
+        Returns (values typed, unknown keys with a hint, problems): a declared
+        parameter is converted to its type (text from the command line
+        parsed); a plug-in without declarations has its values converted by
+        its argparse options; a key neither knows is returned as unknown (it is
+        still handed to the plug-in, the spec's ``self.parameters``).  ``source``
+        (a text, or one per key) says where the values came from.
+        """
+        def where_of(key):
+            src = source.get(key, "") if isinstance(source, dict) else source
+            return f"{src + ': ' if src else ''}module '{cls.reflabel}'"
+        declared = {p.name: p for p in cls.params}
+        actions = {} if declared else cls._actions()
+        typed, unknown, problems = {}, [], []
+        for key, value in values.items():
+            try:
+                if key in declared:
+                    typed[key] = declared[key].convert(value)
+                elif key in actions:
+                    typed[key] = _action_convert(actions[key], value, f"parameter '{key}'")
+                else:
+                    typed[key] = value
+                    unknown.append(f"{where_of(key)}: key '{key}' is not a parameter of the module"
+                                   f"{_nearest(key, declared or actions)}; it is handed to "
+                                   f"the module as it is")
+            except TypeError as exc:
+                problems.append(f"{where_of(key)}: {exc}")
+        return typed, unknown, problems
+
+    @classmethod
+    def section_defaults(cls) -> dict:
+        """The default configuration section of a declared module."""
+        section = {"reftype": cls.reftype, "imtypes": cls.imtypes, "ssbsteps": cls.ssbsteps}
+        if cls.reffile4ssb:
+            section["reffile4ssb"] = dict(cls.reffile4ssb)
+        if cls.ssbsave:
+            section["ssbsave"] = list(cls.ssbsave)
+        section.update({p.name: p.default for p in cls.params})
+        return section
+
+    def algorithm_arguments(self) -> dict:
+        """The declared parameters' values as the algorithm's keyword arguments."""
+        return {p.argument: self.parameters[p.name] for p in self.params
+                if p.name in self.parameters}
 
     @classmethod
     def main(cls, argv=None) -> int:

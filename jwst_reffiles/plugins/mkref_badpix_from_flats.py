@@ -3,23 +3,25 @@
 
 import sys
 
-from jwst_reffiles.plugins._common import files_of
-from jwst_reffiles.plugins.base import Plugin, add_config_parameters, call_with_parameters
+from jwst_reffiles.plugins._common import (BPM_STEPS, REFPIX_ONLY, files_of, flats_search,
+                                           metadata)
+from jwst_reffiles.plugins.base import Plugin
 
 
 class BadpixFromFlats(Plugin):
     reflabel = "badpix_from_flats"
     reftype = "mask"
-
-    def extra_optional_arguments(self, parser):
-        add_config_parameters(parser, self.reflabel)
+    algorithm = "jwst_reffiles.bad_pixel_mask.badpix_from_flats:find_bad_pix"
+    imtypes = "F+"
+    ssbsteps = BPM_STEPS
+    reffile4ssb = REFPIX_ONLY
+    summary = "DEAD, LOW_QE, OPEN and ADJ_OPEN pixels from flat rate images"
+    params = (*flats_search(), *metadata("Bad pixel mask from flats"))
 
     def callalgorithm(self):
         from jwst_reffiles.bad_pixel_mask.badpix_from_flats import find_bad_pix
-        params = {"quality_check": False, **self.parameters}
-        call_with_parameters(find_bad_pix, params, self.reflabel,
-                             input_files=files_of(self.inputimages, "flat"),
-                             output_file=self.args.outputreffilename)
+        find_bad_pix(files_of(self.inputimages, "flat"), quality_check=False,
+                     output_file=self.args.outputreffilename, **self.algorithm_arguments())
 
 
 if __name__ == "__main__":

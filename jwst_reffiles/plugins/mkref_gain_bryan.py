@@ -4,22 +4,24 @@ term fitted (jwst_reffiles.gain.gain.make_gain without darks)."""
 
 import sys
 
-from jwst_reffiles.plugins._common import files_of
-from jwst_reffiles.plugins.base import Plugin, add_config_parameters, call_with_parameters
+from jwst_reffiles.plugins._common import REFPIX_ONLY, files_of, gain_params
+from jwst_reffiles.plugins.base import Plugin
 
 
 class GainBryan(Plugin):
     reflabel = "gain_bryan"
     reftype = "gain"
-
-    def extra_optional_arguments(self, parser):
-        add_config_parameters(parser, self.reflabel)
+    algorithm = "jwst_reffiles.gain.gain:make_gain"
+    imtypes = "FF"
+    ssbsteps = "dq_init, saturation, superbias, refpix"
+    reffile4ssb = REFPIX_ONLY
+    summary = "gain by photon transfer: flat pairs, read-noise term fitted (FF)"
+    params = gain_params("Gain from the photon transfer method (flat pairs)")
 
     def callalgorithm(self):
         from jwst_reffiles.gain.gain import make_gain
-        call_with_parameters(make_gain, self.parameters, self.reflabel,
-                             flat_files=files_of(self.inputimages, "flat"), dark_files=[],
-                             output_file=self.args.outputreffilename)
+        make_gain(files_of(self.inputimages, "flat"), dark_files=[],
+                  output_file=self.args.outputreffilename, **self.algorithm_arguments())
 
 
 if __name__ == "__main__":

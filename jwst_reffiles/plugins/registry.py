@@ -23,7 +23,7 @@ from pathlib import Path
 from .base import Combiner, Plugin
 
 __all__ = ["PluginError", "PluginInfo", "discover_plugins", "discover_combiners", "discover",
-           "load_plugin_class", "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
+           "load_plugin_class", "builtin_plugins", "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "jwst_reffiles.plugins"
 BUILTIN_MODULES = ("jwst_reffiles.plugins.mkref_readnoise",
@@ -103,6 +103,18 @@ def _load_file(path: Path):
     except Exception as exc:
         raise PluginError(f"{path}: cannot load the plug-in ({type(exc).__name__}: {exc})") from None
     return module
+
+
+_BUILTIN: dict = {}
+
+
+def builtin_plugins() -> dict[str, type]:
+    """The modules this package ships, by reflabel, in the order of BUILTIN_MODULES."""
+    if not _BUILTIN:
+        for name in BUILTIN_MODULES:
+            for cls in _plugin_classes(importlib.import_module(name)):
+                _BUILTIN[cls.reflabel] = cls
+    return dict(_BUILTIN)
 
 
 def discover(dirs=()) -> tuple[dict[str, PluginInfo], dict[str, PluginInfo]]:
