@@ -123,9 +123,11 @@ def individual_tasks(s1, plan, plugins) -> list[dict]:
                     if k != "product":
                         row[k] = str(v)
                 images.append(row)
+            skip = [plan.skipped[(label, grp.cmdID, m.label)] for m in grp.members
+                    if (label, grp.cmdID, m.label) in plan.skipped]
             tasks.append({
                 "kind": "individual", "reflabel": label, "reftype": section["reftype"],
-                "cmdID": grp.cmdID, "plugin": info.ref,
+                "cmdID": grp.cmdID, "plugin": info.ref, "skip": "; ".join(skip),
                 "parameters": cfg.module_parameters(label), "images": images,
                 "output": str(layout.reffile_path(label, grp.cmdID, section["reftype"])),
             })

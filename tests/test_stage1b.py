@@ -269,3 +269,141 @@ def test_miri_through_linearity_offline(tmp_path):
     cfg = config(tmp_path, sim, "m:dark-")
     with pytest.raises(PlanError, match="step rscd.*rscd"):
         plan_pipeline(organise_inputs(cfg, "m", [str(sim.files()[0])]))
+
+
+# ---- inputs that are already partly calibrated -------------------------------
+
+@pytest.fixture(scope="module")
+def user_products(sim, tmp_path_factory):
+    """What a user brings: each dark through dq_init+saturation, through jump and
+    through ramp fitting (rate, rateints, fitopt), made by the real pipeline, named
+    as jwst names them and without jwst_reffiles' JRSTEPS stamp (S_* keywords only)."""
+    tmp = tmp_path_factory.mktemp("partial")
+    cfgfile = tmp / "make.cfg"
+    cfgfile.write_text(textwrap.dedent(f"""
+        reflabels: [mk]
+        reftypes: [bpm]
+        output: {{outrootdir: {tmp / 'out'}, runID: 1}}
+        reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits'}}
+        mk: {{reftype: bpm, imtypes: D, ssbsteps: 'rate-', ssbsave: [saturation, jump]}}
+        """))
+    s1 = organise_inputs(load_config(cfgfile), "mk", [str(p) for p in sim.files()])
+    plan, outcomes = calibrate_inputs(s1, jobs=2)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    user = tmp / "user"
+    user.mkdir()
+    for src in sim.files():
+        root = root_of(src)
+        for kind in ("saturation", "jump", "rate", "rateints", "fitopt"):
+            dest = user / f"{root}_{kind}.fits"
+            shutil.copy(s1.layout.ssbdir / f"{root}_{kind}.fits", dest)
+            with fits.open(dest, mode="update") as hdul:
+                del hdul[0].header[JRSTEPS]
+    return user
+
+
+def partial_config(tmp_path, sim, modules: dict, mask=None):
+    """Modules (label -> ssbsteps) reading inputs named <root>_<step>.fits."""
+    refs = {"default": f"{sim.outdir / 'reffiles'}/*.fits"}
+    if mask:
+        refs["mask"] = mask
+    text = textwrap.dedent(f"""
+        reflabels: [{', '.join(modules)}]
+        reftypes: [readnoise, bpm]
+        inputfiles: {{basenamepattern: '(.*)_(uncal|saturation|jump|rate)\\.fits$'}}
+        output: {{outrootdir: {tmp_path / 'out'}, runID: 1}}
+        """) + f"reffile4ssb: {refs}\n"
+    for label, steps in modules.items():
+        text += f"{label}: {{reftype: bpm, imtypes: D, ssbsteps: '{steps}'}}\n"
+    path = tmp_path / "main.cfg"
+    path.write_text(text)
+    return load_config(path)
+
+
+def given(user, kind):
+    return sorted(str(p) for p in user.glob(f"*_{kind}.fits"))
+
+
+def test_an_input_with_exactly_the_steps_asked_for_is_used_as_it_is(sim, user_products,
+                                                                      tmp_path):
+    cfg = partial_config(tmp_path, sim, {"a": "dq_init, saturation", "r": "rate-"})
+    s1 = organise_inputs(cfg, "a", given(user_products, "saturation"))
+    plan = plan_pipeline(s1)
+    assert plan.runs == []
+    assert {str(p["product"]) for p in plan.products.values()} == \
+        set(given(user_products, "saturation"))
+    assert any("already calibrated through dq_init, saturation: used as it is" in n
+               for n in plan.notes)
+    # a rate file given directly, with its rateints and fitopt beside it
+    plan = plan_pipeline(organise_inputs(cfg, "r", given(user_products, "rate")))
+    assert plan.runs == []
+    for p in plan.products.values():
+        assert str(p["product"]).endswith("_rate.fits")
+        assert p["fitopt"].name.endswith("_fitopt.fits") and p["rateints"].is_file()
+
+
+def test_an_input_with_fewer_steps_is_run_from_where_it_stands(sim, user_products, tmp_path,
+                                                                capsys):
+    cfg = partial_config(tmp_path, sim, {"a": "refpix-", "r": "rate-"})
+    plan = plan_pipeline(organise_inputs(cfg, "a", given(user_products, "saturation")))
+    assert [r.to_run for r in plan.runs] == [("ipc", "superbias", "refpix")] * 2
+    assert all(r.input.name.endswith("_saturation.fits") for r in plan.runs)
+    plan = plan_pipeline(organise_inputs(cfg, "r", given(user_products, "jump")))
+    assert [r.to_run for r in plan.runs] == [("ramp_fit",)] * 2
+    # and the real pipeline takes them on from there
+    s1 = organise_inputs(cfg, "a", given(user_products, "saturation")[:1])
+    plan, outcomes = calibrate_inputs(s1, jobs=1)
+    assert [o.ok for o in outcomes] == [True], [o.error for o in outcomes]
+    h = fits.getheader(plan.runs[0].saves[0].dest)
+    assert h[JRSTEPS] == ",".join(NIR_REFPIX)
+    assert h["S_SATURA"] == "COMPLETE" and h["S_REFPIX"] == "COMPLETE"
+
+
+def test_an_input_with_a_step_not_asked_for_is_run_from_its_raw_file_or_left_out(
+        sim, user_products, tmp_path, capsys):
+    cfg = partial_config(tmp_path, sim, {"a": "dq_init"})
+    inputs = given(user_products, "saturation")
+    # no raw exposure beside them: left out, with the reason, never a crash
+    s1 = organise_inputs(cfg, "a", inputs)
+    plan = plan_pipeline(s1)
+    assert plan.runs == [] and len(plan.skipped) == 2
+    reason = next(iter(plan.skipped.values()))
+    assert "has had saturation, which the module's ssbsteps (dq_init) do not ask for" in reason
+    assert "no raw exposure" in reason and "_uncal.fits" in reason
+    # with the raw exposure beside one of them: that one runs from it
+    raw = sim.files()[0]
+    beside = Path(inputs[0]).with_name(raw.name)
+    shutil.copy(raw, beside)
+    try:
+        plan = plan_pipeline(organise_inputs(cfg, "a", inputs))
+        assert [r.input for r in plan.runs] == [beside] and len(plan.skipped) == 1
+        assert any(f"runs from the raw exposure beside it, {raw.name}" in n for n in plan.notes)
+    finally:
+        beside.unlink()
+    # through mkrefs: exit status 1 with the reason in the summary and the tables
+    cfgfile = tmp_path / "main.cfg"
+    with open(cfgfile, "a") as fh:
+        fh.write(f"plugin_dirs: [{tmp_path}]\n")
+    (tmp_path / "mkref_a.py").write_text(textwrap.dedent("""
+        from jwst_reffiles.plugins import Plugin
+        class A(Plugin):
+            reflabel, reftype = "a", "bpm"
+            def callalgorithm(self):
+                raise RuntimeError("not under test")
+        """))
+    assert cli.main(["--cfgfile", str(cfgfile), "a"] + inputs) == 1
+    captured = capsys.readouterr()
+    assert "do not ask for" in captured.out and "SKIPPED" in captured.out
+    table = Table.read(tmp_path / "out" / "001" / "reffiles.ecsv")
+    assert list(table["status"]) == ["skipped", "skipped"]
+    assert all("no raw exposure" in e for e in table["error"])
+
+
+def test_an_input_made_with_other_reference_files_is_named(sim, user_products, tmp_path):
+    other = tmp_path / "other_mask.fits"
+    shutil.copy(sim.reffiles["mask"], other)
+    cfg = partial_config(tmp_path, sim, {"a": "refpix-"}, mask=str(other))
+    plan = plan_pipeline(organise_inputs(cfg, "a", given(user_products, "saturation")))
+    assert plan.runs == [] and len(plan.skipped) == 2
+    reason = next(iter(plan.skipped.values()))
+    assert "made with other reference files: mask" in reason and "other_mask.fits" in reason

@@ -52,8 +52,11 @@ def pipeline_node(payload: dict, deps: dict) -> dict:
 
 
 def individual_node(payload: dict, deps: dict) -> dict:
-    """One plug-in call for one group."""
+    """One plug-in call for one group (skipped where the plan left a member out)."""
     from ..stage2 import run_individual
+    if payload.get("skip"):
+        return {"ok": False, "skipped": True, "seconds": 0.0, "errorfile": "", "outputs": [],
+                "error": f"not run: {payload['skip']}"}
     result = run_individual(payload)
     result["outputs"] = ([payload["output"]] + list(result.get("side_files", []))
                          if result["ok"] else [])

@@ -147,6 +147,12 @@ def check_ramp_data(path: Path, header) -> list[str]:
                         f"{end} (an interrupted copy or download?)")
     naxis = [sci.get(f"NAXIS{i}") for i in range(sci.get("NAXIS", 0), 0, -1)]
     want = [header.get("NINTS"), header.get("NGROUPS")]
+    if str(header.get("S_RAMP", "")).upper() == "COMPLETE":
+        # a rate (ny, nx) or rateints (NINTS, ny, nx) product given as input
+        if len(naxis) not in (2, 3):
+            problems.append(f"{path}: S_RAMP is COMPLETE but SCI has {len(naxis)} "
+                            f"dimension(s) {tuple(naxis)}; a rate image has 2, rateints 3")
+        return problems
     if len(naxis) != 4:
         problems.append(f"{path}: SCI has {len(naxis)} dimension(s) {tuple(naxis)}; a raw "
                         f"ramp has 4 (NINTS, NGROUPS, ny, nx)")

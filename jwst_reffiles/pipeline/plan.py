@@ -40,7 +40,8 @@ from .steps import (NOT_IN_SHORTHAND, SPEC_STEPS, STEP_INFO, SsbStepsError, reso
 
 __all__ = ["PlanError", "Level", "Product", "PipelineRun", "PipelinePlan", "plan_pipeline",
            "format_pipeline_plan", "JRSTEPS", "REF_KEYWORDS", "normalize_reftype",
-           "REFPIX_MASK", "refpix_only_mask", "RefResolver", "primary_header"]
+           "REFPIX_MASK", "refpix_only_mask", "RefResolver", "primary_header", "raw_beside",
+           "PRODUCT_SUFFIXES"]
 
 #: Header keyword where jwst_reffiles records the steps applied to a product.
 JRSTEPS = "JRSTEPS"
@@ -196,6 +197,10 @@ class PipelinePlan:
     products: dict = field(default_factory=dict)   # (reflabel, cmdID, label) -> dict of paths
     naive_runs: int = 0
     ssbdir: Path | None = None
+    #: inputs already calibrated: (root, line saying how each is used), said once each
+    notes: list[str] = field(default_factory=list)
+    #: (reflabel, cmdID, label) -> why that group member has no usable product
+    skipped: dict = field(default_factory=dict)
 
     def products_table(self) -> Table:
         """One row per group member: its product, the ramp-fit companions and the
@@ -274,6 +279,43 @@ def product_state(path, instrument: str) -> Product:
                 if str(hdr.get(STEP_INFO[s][1], "")).upper() == "COMPLETE"}
         steps = tuple(s for s in step_order(instrument) if s in done)
     return Product(path=Path(path), steps=steps, header=hdr)
+
+
+#: Suffixes of calwebb_detector1 products (the step that saved them).
+PRODUCT_SUFFIXES = ("uncal", "dq_init", "dqinit", "group_scale", "saturation", "ipc",
+                    "superbias", "refpix", "linearity", "dark_current", "dark", "jump", "ramp",
+                    "rate", "rateints", "firstframe", "lastframe", "rscd", "reset", "emicorr",
+                    "persistence", "charge_migration", "trapsfilled", "fitopt")
+
+
+def raw_beside(path) -> Path | None:
+    """The raw exposure (``<name>_uncal.fits``) next to a calibrated product, if any."""
+    path = Path(path)
+    stem = path.name[: -len(".fits")] if path.name.endswith(".fits") else path.name
+    base, _, suffix = stem.rpartition("_")
+    if not base or suffix.lower() not in PRODUCT_SUFFIXES or suffix.lower() == "uncal":
+        return None
+    raw = path.with_name(f"{base}_uncal.fits")
+    return raw if raw.is_file() else None
+
+
+def _refs_differ(product: Product, level: Level) -> list[str]:
+    """'<reftype> <recorded> (wanted <value>)' for each reference file the product
+    was made with that is not the level's."""
+    out = []
+    for reftype, value in level.refs:
+        if value in ("CRDS",) or value.startswith("SELF"):
+            continue
+        key = REF_KEYWORDS.get(reftype)
+        steps_using = [s for s in product.steps if reftype in STEP_INFO[s][2]]
+        if not key or not steps_using:
+            continue
+        one = Product(product.path, product.steps, product.header)
+        if not one.matches_refs(Level(level.steps, ((reftype, value),))):
+            recorded = str(product.header.get(key, "")) or "nothing recorded"
+            out.append(f"{reftype} {recorded} (the module's reffile4ssb gives "
+                       f"{os.path.basename(value)})")
+    return out
 
 
 def _find_products(root: str, dirs, instrument: str, exclude: Path) -> list[Product]:
@@ -521,14 +563,22 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
         noop = frozenset({"group_scale"}) if group_scale_is_noop(primary_header(source)) else frozenset()
         found = [p for p in _find_products(root, search, inst, exclude=source)
                  if str(p.path.absolute()) not in exclude] if reuse else []
-        start_candidates = [product_state(source, inst)] + [p for p in found if "ramp_fit" not in p.steps]
+        given = product_state(source, inst)
+        start_candidates = [given] + [p for p in found if "ramp_fit" not in p.steps]
         todo = []
         for level, consumers in needs[fid].items():
             if level.steps:
                 plan.naive_runs += len(consumers)
-            if not level.steps:
+            if level.steps == given.steps and given.matches_refs(level):
+                # the input has exactly the steps the module needs: used as it is
+                paths = {"product": source}
+                if level.terminal:
+                    paths.update(_given_companions(source))
                 for c in consumers:
-                    _assign(plan, c, {"product": source})
+                    _assign(plan, c, paths)
+                if given.steps:
+                    _note(plan, f"{source.name}: already calibrated through "
+                                f"{', '.join(spec_name(x) for x in given.steps)}: used as it is")
                 continue
             tag = _tag(level, inst, global_refs[fid], noop)
             exact = [p for p in found if p.steps == level.steps and p.matches_refs(level)
@@ -562,10 +612,30 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
                 chains.append([level])
         for chain in chains:
             top, shortest = chain[0], min(chain, key=lambda lv: len(lv.steps))
-            usable = [p for p in start_candidates
-                      if shortest.steps[:len(p.steps)] == p.steps and p.matches_refs(
-                          Level(p.steps, tuple((k, v) for k, v in top.refs
-                                               if any(k in STEP_INFO[s][2] for s in p.steps))))]
+            usable = [p for p in start_candidates if _can_start(p, shortest, top)]
+            if not any(p.path == source for p in usable) and given.steps:
+                # the input itself cannot be continued: say why once, start from the raw
+                # exposure beside it (or another usable product), or skip it
+                why = _why_not(given, shortest, top)
+                raw = raw_beside(source)
+                raw_state = product_state(raw, inst) if raw is not None else None
+                if raw_state is not None and _can_start(raw_state, shortest, top):
+                    usable.append(raw_state)
+                    _note(plan, f"{source.name}: {why}; the pipeline runs from the raw "
+                                f"exposure beside it, {raw.name}")
+                elif usable:
+                    _note(plan, f"{source.name}: {why}; the pipeline runs from "
+                                f"{max(usable, key=lambda p: len(p.steps)).path.name}")
+                else:
+                    reason = (f"{source.name}: {why}, and no raw exposure "
+                              f"({source.name.rsplit('_', 1)[0]}_uncal.fits) is beside it: "
+                              f"left out (give the raw file, or set the module's ssbsteps / "
+                              f"reffile4ssb to what the file has)")
+                    _note(plan, reason)
+                    for lv in chain:
+                        for c in needs[fid][lv]:
+                            plan.skipped[c[:3]] = reason
+                    continue
             start = max(usable, key=lambda p: len(p.steps))
             saves = []
             for level in sorted(chain, key=lambda lv: len(lv.steps)):
@@ -584,6 +654,44 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
     return plan
 
 
+def _can_start(p: Product, shortest: Level, top: Level) -> bool:
+    """Whether a run of a chain can start from product ``p``: every step it has is
+    one the chain's shortest level wants, in order, made with the same files."""
+    return shortest.steps[:len(p.steps)] == p.steps and p.matches_refs(
+        Level(p.steps, tuple((k, v) for k, v in top.refs
+                             if any(k in STEP_INFO[s][2] for s in p.steps))))
+
+
+def _why_not(p: Product, shortest: Level, top: Level) -> str:
+    """Why a calibrated input cannot be continued to a level (one clause)."""
+    extra = [s for s in p.steps if s not in shortest.steps]
+    if extra:
+        return (f"it has had {', '.join(spec_name(s) for s in extra)}, which the module's "
+                f"ssbsteps ({', '.join(spec_name(s) for s in shortest.steps)}) do not ask for")
+    if shortest.steps[:len(p.steps)] != p.steps:
+        return (f"its steps ({', '.join(spec_name(s) for s in p.steps)}) are not the first "
+                f"of the module's ({', '.join(spec_name(s) for s in shortest.steps)})")
+    differ = _refs_differ(p, top)
+    return "it was made with other reference files: " + "; ".join(differ or ["unknown"])
+
+
+def _given_companions(source: Path) -> dict:
+    """The rateints/fitopt products next to a rate file given as input, where present."""
+    stem = source.name[: -len(".fits")]
+    base = stem[: -len("_rate")] if stem.endswith("_rate") else stem
+    out = {}
+    for kind in ("rateints", "fitopt"):
+        path = source.with_name(f"{base}_{kind}.fits")
+        if path.is_file():
+            out[kind] = path
+    return out
+
+
+def _note(plan: PipelinePlan, line: str) -> None:
+    if line not in plan.notes:
+        plan.notes.append(line)
+
+
 def format_pipeline_plan(plan: PipelinePlan) -> str:
     lines = [f"Pipeline (calwebb_detector1, products in {plan.ssbdir}): {len(plan.runs)} "
              f"run{'s' * (len(plan.runs) != 1)}, {len(plan.reused)} product"
@@ -597,4 +705,6 @@ def format_pipeline_plan(plan: PipelinePlan) -> str:
         lines.append(f"    {run.strun(plan.ssbdir)}")
     for root, path in plan.reused:
         lines.append(f"  {root}: reuses {path}")
+    for line in plan.notes:
+        lines.append(f"  note: {line}")
     return "\n".join(lines)
