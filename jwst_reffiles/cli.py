@@ -261,8 +261,11 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     p.add_argument("--strict-config", action="store_true",
                    help="a configuration key nobody declares is an error (default: a warning)")
     p.add_argument("--dry-run", action="store_true",
-                   help="show the inputs, the groups of every reflabel and the planned outputs; "
-                        "write only the tables")
+                   help="show the inputs, the groups of every reflabel, the pipeline runs and "
+                        "the tasks; write nothing (no run directory, no run number taken)")
+    p.add_argument("-n", "--new-run", "--new_runID", dest="new_run", action="store_true",
+                   help="with output.runID AUTO: start a new run (the highest run number + 1) "
+                        "instead of resuming the latest")
     p.add_argument("-j", "--jobs", type=int,
                    help="tasks at once (default: execution.jobs, else the cores as memory "
                         "allows)")
@@ -375,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         for line in cfg.warnings:
             print(f"mkrefs: warning: {line}", file=sys.stderr)
-        s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=True)
+        s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=not args.dry_run,
+                             new_run=args.new_run)
     except (ConfigError, InputError, PlanError, StageError, FileNotFoundError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
@@ -438,18 +442,19 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         offline_env = {} if args.dry_run else offline_environment(layout.rundir / ".crds_offline")
         job = prepare(s1, plugins, combiners, state=state, force_redo=force,
                       offline_env=offline_env)
-        products = job.plan.products_table()
-        from .reffile import atomic_write
-        atomic_write(layout.rundir / "ssb_products.ecsv",
-                     lambda tmp: products.write(tmp, format="ascii.ecsv"))
         print()
         print(format_pipeline_plan(job.plan))
         print()
         print(job.graph.format(job.planned_status() if state else None, root=layout.rundir))
+        if args.dry_run:
+            print("\nDry run: nothing was written" + (
+                f" (a run would use {layout.rundir})" if layout.run_id else ""))
+            return 0
+        from .tables import write_merged
+        write_merged(layout.rundir / "ssb_products.ecsv", job.plan.products_table(),
+                     "reflabel", replaced=s1.reflabels)
         print(f"\nTables: {layout.inputs_table}, {layout.groups_table}, "
               f"{layout.rundir / 'ssb_products.ecsv'}")
-        if args.dry_run:
-            return 0
         print(f"\n{len(job.to_run)} task(s) to run, {len(job.reused)} reused from the run state "
               f"({state.path}); executor {executor}, {jobs} at once; log: "
               f"{layout.rundir / 'mkrefs.log'}")
@@ -490,13 +495,14 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
     from .pipeline.plan import PlanError, RefResolver, primary_header
     from .report import write_report
     from .simulate.accuracy import accuracy, find_truth
-    from .validation import validate_run
+    from .validation import validate_run, write_summary
     table = layout.rundir / "final_reffiles.ecsv"
     if not table.is_file():
         return
     finals = [{"reflabel": str(r["reflabel"]), "reftype": str(r["reftype"]).lower(),
                "output": str(r["output"])} for r in Table.read(table, format="ascii.ecsv")
-              if str(r["output"]) and Path(str(r["output"])).is_file()]
+              if str(r["output"]) and Path(str(r["output"])).is_file()
+              and str(r["reflabel"]) in s1.reflabels]        # this call's (others are kept)
     if not finals:
         return
     cat = s1.catalog.table
@@ -531,9 +537,14 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
                                             inputs=raws.get(f["reftype"]))
             except (KeyError, ValueError, OSError) as exc:
                 log.warning("no accuracy figures for %s: %s", f["output"], exc)
+    if acc:            # kept with the entries, for the report of a later call too
+        for e in results["files"]:
+            if e["file"] in acc:
+                e["accuracy"] = acc[e["file"]]
+        write_summary(vpath, results)
     page = write_report(layout.rundir, results, acc)
     print("\nValidation (" + str(vpath) + "):")
-    for e in results["files"]:
+    for e in results["new"]:
         comp = e["comparison"]
         qc = e["quality"]
         print(f"  {e['reflabel']:<18} format {'valid' if e['format']['valid'] else 'INVALID'}; "

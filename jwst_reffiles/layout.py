@@ -11,9 +11,12 @@ Final reference files (stage 3, one per reflabel)::
 Pipeline products go to ``ssbdir``: by default ``outrootdir[/outsubdir][/runID]/ssb``,
 or ``outrootdir[/outsubdir]/ssb`` with ``skip_runID_ssbdir``.
 
-``runID: AUTO`` takes the highest existing numeric run directory plus one.  The
-run directory is created with ``mkdir``, which fails if it exists, so two runs
-started at the same moment never get the same runID.
+``runID: AUTO`` takes the latest run: the highest existing numeric run directory
+(the spec: "the latest runID in the output dir is taken"), so that a second call
+resumes and adds to it; the first run is 1.  A new run (``--new-run``, the
+predecessor's ``--new_runID``) takes the highest plus one, claimed with
+``mkdir``, which fails if it exists, so two new runs started at the same moment
+never get the same runID.
 """
 
 from __future__ import annotations
@@ -83,11 +86,12 @@ def existing_run_ids(base: Path) -> list[int]:
     return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def make_layout(output_cfg: dict, create: bool = True) -> RunLayout:
+def make_layout(output_cfg: dict, create: bool = True, new_run: bool = False) -> RunLayout:
     """The run's layout from the configuration's ``output`` section.
 
-    With ``create`` the run directory is made (for AUTO: atomically claimed);
-    without, AUTO shows the runID the next run would get.
+    With ``create`` the run directory is made (a new AUTO run atomically
+    claimed); without, nothing is made and the runID is the one a run would
+    use.  ``new_run``: AUTO takes a new run number instead of the latest.
     """
     base = Path(output_cfg["outrootdir"])
     subdir = output_cfg.get("outsubdir") or None
@@ -97,6 +101,12 @@ def make_layout(output_cfg: dict, create: bool = True) -> RunLayout:
     run = output_cfg.get("runID")
     if run is None:
         run_id, rundir = None, base
+        if create:
+            rundir.mkdir(parents=True, exist_ok=True)
+    elif run == "AUTO" and not new_run:
+        n = (existing_run_ids(base) or [1])[-1]
+        run_id = str(n).zfill(ndig)
+        rundir = base / run_id
         if create:
             rundir.mkdir(parents=True, exist_ok=True)
     elif run == "AUTO":

@@ -115,6 +115,9 @@ def write_report(rundir, validation: dict | None = None, accuracy: dict | None =
     if validation is None:
         vpath = rundir / "validation" / "validation.json"
         validation = json.loads(vpath.read_text()) if vpath.is_file() else {"files": []}
+    # accuracy figures kept with the entries of earlier calls into the run
+    accuracy = {**{e["file"]: e["accuracy"] for e in validation.get("files", [])
+                   if e.get("accuracy")}, **(accuracy or {})}
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>jwst_reffiles run "
              f"{html.escape(rundir.name)}</title><style>{_CSS}</style></head><body>",
              f"<h1>jwst_reffiles run {html.escape(str(rundir))}</h1>"]

@@ -17,6 +17,7 @@ from .config import Config
 from .inputs import Catalog, Grouping, build_catalog, collect_files, make_groups
 from .layout import RunLayout, make_layout
 from .reffile import atomic_write
+from .tables import write_merged
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,18 @@ class Stage1:
 
     def write_tables(self) -> None:
         self.catalog.write(self.layout.inputs_table)
-        groups = self.groups_table()
-        atomic_write(self.layout.groups_table,
-                     lambda tmp: groups.write(tmp, format="ascii.ecsv"))
+        write_merged(self.layout.groups_table, self.groups_table(), "reflabel",
+                     replaced=self.reflabels)
 
 
-def organise_inputs(config: Config, reflabels, inputs, create: bool = True) -> Stage1:
+def organise_inputs(config: Config, reflabels, inputs, create: bool = True,
+                    new_run: bool = False) -> Stage1:
     """Catalog the inputs and group them for each reflabel.
 
     ``reflabels`` is a comma list or list of reflabels / reference types;
     ``inputs`` are file names, globs, directories or ``@list`` files.  With
-    ``create`` the run directory is made and the tables written into it.
+    ``create`` the run directory is made and the tables written into it;
+    ``new_run``: runID AUTO takes a new run instead of the latest.
     """
     labels = config.resolve_reflabels(reflabels)
     inp = config["inputfiles"]
@@ -67,7 +69,7 @@ def organise_inputs(config: Config, reflabels, inputs, create: bool = True) -> S
         groupings[label] = make_groups(catalog.table, label, section["imtypes"], limits,
                                        group_by)
         log.info("%s: %d groups", label, len(groupings[label].groups))
-    layout = make_layout(config["output"], create=create)
+    layout = make_layout(config["output"], create=create, new_run=new_run)
     result = Stage1(config=config, reflabels=labels, layout=layout, catalog=catalog,
                     groupings=groupings)
     if create:
@@ -121,7 +123,6 @@ def calibrate_inputs(s1: Stage1, jobs: int | None = None, execute: bool = True,
         runs = outcomes_table(outcomes)
         atomic_write(s1.layout.rundir / "pipeline_runs.ecsv",
                      lambda tmp: runs.write(tmp, format="ascii.ecsv"))
-    products = plan.products_table()
-    atomic_write(s1.layout.rundir / "ssb_products.ecsv",
-                 lambda tmp: products.write(tmp, format="ascii.ecsv"))
+    write_merged(s1.layout.rundir / "ssb_products.ecsv", plan.products_table(), "reflabel",
+                 replaced=s1.reflabels)
     return plan, outcomes

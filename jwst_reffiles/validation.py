@@ -405,13 +405,35 @@ def validate_run(rundir, finals: list[dict], validation_cfg: dict, raw_inputs: l
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         files = list(pool.map(one, finals))
-    summary = {"run": str(rundir), "files": files}
     out = rundir / "validation" / "validation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1,
-                                                                  default=str)))
+    summary = {"run": str(rundir), "files": merge_entries(out, files)}
+    write_summary(out, summary)
     summary["path"] = str(out)
+    summary["new"] = files
     return summary
+
+
+def merge_entries(path, entries: list[dict]) -> list[dict]:
+    """The entries of an existing validation.json for other files (an earlier mkrefs
+    call into the same run made them), then ``entries``."""
+    path = Path(path)
+    old = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text()).get("files", [])
+        except (OSError, ValueError) as exc:
+            log.warning("%s cannot be read (%s); written anew", path, exc)
+    mine = {e["file"] for e in entries}
+    return [e for e in old if e.get("file") not in mine] + list(entries)
+
+
+def write_summary(path, summary: dict) -> None:
+    """Write validation.json atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in summary.items() if k not in ("path", "new")}
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(clean, indent=1,
+                                                                   default=str)))
 
 
 if __name__ == "__main__":   # the quality-check process

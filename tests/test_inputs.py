@@ -265,18 +265,26 @@ def test_output_names_follow_the_spec(tmp_path):
     assert lay.ssbdir == tmp_path / "elsewhere"
 
 
-def test_auto_run_id_is_highest_plus_one(tmp_path):
+def test_auto_run_id_is_the_latest_run_and_a_new_run_the_highest_plus_one(tmp_path):
+    # no run yet: the first is 1, and nothing is made without create
+    assert make_layout(out_cfg(tmp_path), create=False).run_id == "001"
+    assert not (tmp_path / "001").exists()
     (tmp_path / "007").mkdir()
+    (tmp_path / "003").mkdir()
     (tmp_path / "notarun").mkdir()
-    assert make_layout(out_cfg(tmp_path), create=False).run_id == "008"
-    assert make_layout(out_cfg(tmp_path)).run_id == "008"
-    assert make_layout(out_cfg(tmp_path, runIDNdigits=5)).run_id == "00009"
+    assert make_layout(out_cfg(tmp_path), create=False).run_id == "007"
+    assert make_layout(out_cfg(tmp_path)).run_id == "007"          # resumed
+    assert make_layout(out_cfg(tmp_path), create=False, new_run=True).run_id == "008"
+    assert not (tmp_path / "008").exists()
+    assert make_layout(out_cfg(tmp_path), new_run=True).run_id == "008"
+    assert make_layout(out_cfg(tmp_path, runIDNdigits=5), new_run=True).run_id == "00009"
+    assert make_layout(out_cfg(tmp_path)).run_id == "009"
 
 
 def _claim(args):
     root, barrier = args
     barrier.wait()
-    return make_layout(out_cfg(root)).run_id
+    return make_layout(out_cfg(root), new_run=True).run_id
 
 
 def test_concurrent_auto_run_ids_never_collide(tmp_path):

@@ -206,3 +206,42 @@ def test_shipped_plugins_run_on_their_own(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0 and "--group_diff_type" in res.stdout
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_auto_resumes_the_latest_run_and_a_second_call_keeps_the_first_ones_rows(
+        tiny, tmp_path, capsys):
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "mkref_a.py").write_text(USER_PLUGIN.format(label="gain_a", fail_on=""))
+    (d / "mkref_b.py").write_text(USER_PLUGIN.format(label="gain_b", fail_on="")
+                                  .replace("class Fancy", "class FancyB"))
+    cfg = tmp_path / "main.cfg"
+    cfg.write_text(f"""output: {{outrootdir: {tmp_path / 'out'}, runID: AUTO}}
+reflabels: [gain_a, gain_b]
+reftypes: [gain]
+plugin_dirs: [{d}]
+gain_a: {{reftype: gain, imtypes: D, ssbsteps: ''}}
+gain_b: {{reftype: gain, imtypes: D+, ssbsteps: ''}}
+""")
+    base = ["-j", "1", "--no-quality-check", "--cfgfile", str(cfg)]
+    assert cli.main(["--dry-run", *base, "gain_a", str(tiny.outdir)]) == 0
+    assert not (tmp_path / "out").exists()                 # a dry run claims no number
+    assert cli.main([*base, "gain_a", str(tiny.outdir)]) == 0
+    assert cli.main([*base, "gain_b", str(tiny.outdir)]) == 0
+    capsys.readouterr()
+    rundir = tmp_path / "out" / "001"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["001"]   # resumed
+    for name, want in (("reffiles.ecsv", ["gain_a", "gain_a", "gain_b"]),
+                       ("final_reffiles.ecsv", ["gain_a", "gain_b"]),
+                       ("groups.ecsv", ["gain_a", "gain_a", "gain_b", "gain_b"])):
+        assert sorted(Table.read(rundir / name)["reflabel"]) == want, name
+    import json
+    entries = json.loads((rundir / "validation" / "validation.json").read_text())["files"]
+    assert sorted(e["reflabel"] for e in entries) == ["gain_a", "gain_b"]
+    page = (rundir / "report" / "index.html").read_text()
+    assert "gain_a_001.gain.fits" in page and "gain_b_001.gain.fits" in page
+    # the same call again reuses every task; --new-run starts run 002
+    assert cli.main([*base, "gain_a", str(tiny.outdir)]) == 0
+    assert "0 task(s) to run, 3 reused" in capsys.readouterr().out
+    assert cli.main([*base, "--new-run", "gain_a", str(tiny.outdir)]) == 0
+    assert (tmp_path / "out" / "002" / "final" / "gain_a_002.gain.fits").is_file()

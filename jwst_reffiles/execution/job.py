@@ -25,7 +25,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from ..reffile import atomic_write
+from ..tables import write_merged
 from .executors import run_graph
 from .graph import STAGES, TaskGraph
 from .tasks import build_graph
@@ -239,7 +239,8 @@ def write_tables(job: Job) -> None:
                          round(float(r.get("seconds", 0.0)), 2), r.get("error", "")))
     runs = _table(rows, ("exposure", "input", "steps_run", "products", "status", "seconds",
                          "error"), (str, str, str, str, str, float, str))
-    atomic_write(rundir / "pipeline_runs.ecsv", lambda tmp: runs.write(tmp, format="ascii.ecsv"))
+    # rows of earlier calls into this run directory are kept (see jwst_reffiles.tables)
+    write_merged(rundir / "pipeline_runs.ecsv", runs, "products")
     for stage, name in (("individual", "reffiles.ecsv"), ("final", "final_reffiles.ecsv")):
         rows = []
         for tid in g.order():
@@ -257,7 +258,7 @@ def write_tables(job: Job) -> None:
         table = _table(rows, ("reflabel", "cmdID", "reftype", "status", "output", "seconds",
                               "error", "errorfile", "inputs"),
                        (str, str, str, str, str, float, str, str, str))
-        atomic_write(rundir / name, lambda tmp: table.write(tmp, format="ascii.ecsv"))
+        write_merged(rundir / name, table, "reflabel", replaced=job.s1.reflabels)
 
 
 def format_summary(job: Job, logfile=None) -> str:

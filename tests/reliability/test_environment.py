@@ -58,7 +58,7 @@ def test_disk_full_while_writing_leaves_nothing(tmp_path):
 def _claim(args):
     base, barrier = args
     barrier.wait()
-    return str(make_layout({"outrootdir": base, "runID": "AUTO"}).rundir)
+    return str(make_layout({"outrootdir": base, "runID": "AUTO"}, new_run=True).rundir)
 
 
 def test_runs_started_at_the_same_moment_get_distinct_run_directories(tmp_path):
