@@ -86,7 +86,8 @@ SCHEMA: dict[str, Any] = {
         "optionalfitskeys": StrList(),
     },
     "DD": {"max_Delta_MJD": Float(nullable=True, minimum=0)},
-    "FF": {"max_Delta_MJD": Float(nullable=True, minimum=0)},
+    "FF": {"max_Delta_MJD": Float(nullable=True, minimum=0), "match_keys": StrList(),
+           "max_level_ratio": Float(nullable=True, minimum=1.0)},
     "DDFF": {"max_Delta_MJD": Float(nullable=True, minimum=0)},
     "grouping": {"group_by": StrList()},
     "output": {

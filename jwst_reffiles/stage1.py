@@ -15,6 +15,7 @@ from astropy.table import Table, vstack
 
 from .config import Config
 from .inputs import Catalog, Grouping, build_catalog, collect_files, make_groups
+from .inputs.grouping import same_illumination
 from .layout import RunLayout, make_layout
 from .reffile import atomic_write
 from .tables import write_merged
@@ -60,14 +61,20 @@ def organise_inputs(config: Config, reflabels, inputs, create: bool = True,
     group_by = config["grouping"]["group_by"]
     files, notes = collect_files(inputs, inp.get("basenamepattern"))
     log.info("%d input files after the basename pattern", len(files))
-    catalog = build_catalog(files, inp, extra_keys=group_by)
+    catalog = build_catalog(files, inp, extra_keys=list(group_by)
+                            + list(config["FF"].get("match_keys", ())))
     catalog.notes.extend(notes)
     limits = {k: config.max_delta_mjd(k) for k in ("DD", "FF", "DDFF")}
+    ff = config["FF"]
+    pairing = same_illumination(ff.get("match_keys", ()), ff.get("max_level_ratio"))
+    if ff.get("max_level_ratio") and any(config.module(label)["imtypes"] in ("FF", "DDFF")
+                                         for label in labels):
+        catalog.measure_levels()
     groupings = {}
     for label in labels:
         section = config.module(label)
         groupings[label] = make_groups(catalog.table, label, section["imtypes"], limits,
-                                       group_by)
+                                       group_by, flat_pairs=pairing)
         log.info("%s: %d groups", label, len(groupings[label].groups))
     layout = make_layout(config["output"], create=create, new_run=new_run)
     result = Stage1(config=config, reflabels=labels, layout=layout, catalog=catalog,

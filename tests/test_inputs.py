@@ -11,6 +11,7 @@ from astropy.table import Table
 
 from jwst_reffiles.config import load_config
 from jwst_reffiles.inputs import InputError, build_catalog, collect_files, make_groups
+from jwst_reffiles.inputs.grouping import same_illumination
 from jwst_reffiles.layout import make_layout
 from jwst_reffiles.simulate import simulate_dataset
 
@@ -151,6 +152,33 @@ def table(darks=(), flats=(), **extra):
                "READPATT": extra.get("readpatt", ["RAPID"] * n), "SUBARRAY": ["FULL"] * n,
                "NGROUPS": [10] * n, "NINTS": [1] * n})
     return t
+
+
+def test_flat_pairs_are_of_one_illumination_when_illuminations_interleave():
+    # a photon-transfer campaign: 3000, 9000, 3000, 9000, 3000, 9000 in time order
+    t = table(darks=[0.0, 0.1], flats=[1.0, 1.1, 1.2, 1.3, 1.4, 1.5])
+    levels = [np.nan, np.nan, 3000.0, 9000.0, 3010.0, 8950.0, 2990.0, 9100.0]
+    t["LEVEL"] = levels
+    same = same_illumination(max_level_ratio=1.2)
+    g = make_groups(t, "gb", "FF", {"FF": 2.0}, flat_pairs=same)
+    pairs = [[t["LEVEL"][m.fileID] for m in grp.members] for grp in g.groups]
+    assert pairs == [[3000.0, 3010.0], [9000.0, 8950.0]]
+    assert len(g.unused) == 2
+    assert any("same illumination (level 2990 DN/s)" in why for _, why in g.unused)
+    # DDFF pairs its flats the same way
+    g = make_groups(t, "ga", "DDFF", {"FF": 2.0, "DDFF": 10.0}, flat_pairs=same)
+    assert [[t["LEVEL"][m.fileID] for m in grp.files("flat")] for grp in g.groups] == \
+        [[3000.0, 3010.0], [9000.0, 8950.0]]
+    # without the rule: the next file in time, whatever its illumination
+    g = make_groups(t, "gb", "FF", {"FF": 2.0})
+    assert [[t["LEVEL"][m.fileID] for m in grp.members] for grp in g.groups][0] == \
+        [3000.0, 9000.0]
+    # a keyword rule: flats of other filters never pair; a missing level does not decide
+    t["FILTER"] = ["F1", "F1", "F1", "F2", "F1", "F2", "F1", "F2"]
+    t["LEVEL"] = [np.nan] * 8
+    g = make_groups(t, "gb", "FF", {}, flat_pairs=same_illumination(["FILTER"], 1.2))
+    assert [[str(t["FILTER"][m.fileID]) for m in grp.members] for grp in g.groups] == \
+        [["F1", "F1"], ["F2", "F2"]]
 
 
 def mjds(grouping):
@@ -294,3 +322,14 @@ def test_concurrent_auto_run_ids_never_collide(tmp_path):
         with mp.Pool(n) as pool:
             ids = pool.map(_claim, [(tmp_path, barrier)] * n)
     assert sorted(ids) == [f"{i:03d}" for i in range(1, n + 1)]
+
+
+def test_illumination_level_is_the_measured_signal_rate(tmp_path):
+    from jwst_reffiles.inputs.catalog import illumination_level
+    ds = simulate_dataset(tmp_path / "sim", subarray="SUB64P", ngroups=6, nints=1, ndarks=1,
+                          nflats=2, flat_flux=[3000.0, 9000.0], seed=4, cosmic_rays=False,
+                          write_reffiles=False)
+    dark, bright = (illumination_level(f) for f in ds.files("flat"))
+    assert 2.7 < bright / dark < 3.3          # gain and QE are the same pixels' for both
+    gain = float(np.median(ds.truth.gain))
+    assert abs(dark / (3000.0 / gain) - 1) < 0.15        # e-/s over the gain, QE ~ 1

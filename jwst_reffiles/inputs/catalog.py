@@ -24,7 +24,7 @@ from astropy.time import Time
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InputError", "collect_files", "read_primary_header", "observation_mjd",
+__all__ = ["illumination_level", "InputError", "collect_files", "read_primary_header", "observation_mjd",
            "classify", "build_catalog", "Catalog"]
 
 _GLOB_CHARS = set("*?[")
@@ -180,6 +180,35 @@ def _check_first_frame(path: Path) -> list[str]:
     return []
 
 
+def illumination_level(path) -> float | None:
+    """A flat's illumination as a signal rate [DN/s], from three frames of its first
+    integration: the median of the last group less the first over the time between
+    them where the ramp is still rising as its start does (the long baseline makes
+    a frame's bias offset small against the signal), else the second group less
+    the first (a ramp that saturates).  For a rate product, the median of its
+    image.  None where it cannot be measured (one group, no TGROUP)."""
+    from ..io import open_unscaled, read_section
+    hdr = read_primary_header(Path(path))
+    with open_unscaled(path) as hdul:
+        sci = hdul["SCI"]
+        if str(hdr.get("S_RAMP", "")).upper() == "COMPLETE":
+            image = read_section(sci, (0,) if sci.header.get("NAXIS") == 3 else ())
+            return float(np.nanmedian(image))
+        tgroup = float(hdr.get("TGROUP") or 0.0)
+        ngroups = int(sci.header.get("NAXIS3", 1))
+        if ngroups < 2 or tgroup <= 0:
+            return None
+        first = read_section(sci, (0, 0))
+        early = float(np.nanmedian(read_section(sci, (0, 1)) - first))
+        if ngroups == 2:
+            return early / tgroup
+        late = float(np.nanmedian(read_section(sci, (0, ngroups - 1)) - first))
+    span = ngroups - 1
+    if early > 0 and 0.8 * span * early <= late <= 1.25 * span * early:
+        return late / (span * tgroup)
+    return early / tgroup
+
+
 def observation_mjd(header, dateobs_key: str | None, timeobs_key: str | None,
                     mjdobs_key: str | None, filename="") -> float:
     """MJD of an observation from its header, as the spec defines it.
@@ -248,6 +277,18 @@ class Catalog:
     table: Table
     unclassified: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def measure_levels(self) -> None:
+        """The ``LEVEL`` column (DN/s) of every flat (:func:`illumination_level`),
+        for pairing flats of one illumination; NaN for darks and where unmeasurable."""
+        t = self.table
+        if "LEVEL" in t.colnames or not len(t):
+            return
+        levels = []
+        for name, kind in zip(t["filename"], t["imtype"]):
+            level = illumination_level(name) if kind == "flat" else None
+            levels.append(np.nan if level is None else level)
+        t["LEVEL"] = np.array(levels, dtype=float)
 
     def write(self, path) -> Path:
         from ..reffile import atomic_write

@@ -28,6 +28,13 @@ Rules (deterministic, whatever the order the files were given in):
   whose four files span at most DDFF.max_Delta_MJD: the least used so far, then
   the closest in mean time, then the earliest.  Dark pairs may serve several
   flat pairs; a dark pair that serves none is reported.
+* Flat pairs (FF, and the flats of DDFF) are two flats of one illumination: they
+  agree on the ``FF.match_keys`` header keywords (filter, pupil... a keyword a
+  file lacks does not decide) and their measured levels (the ``LEVEL`` column:
+  signal rate of the second group less the first) differ by at most the factor
+  ``FF.max_level_ratio``.  The earliest unpaired flat takes the next unpaired one
+  of its illumination within max_Delta_MJD, so flats of several illuminations
+  interleaved in time pair up within each illumination.
 * A missing max_Delta_MJD means no limit.
 
 Each group has a cmdID: 8 hex digits of a hash of the reflabel and the names of
@@ -43,7 +50,8 @@ from astropy.table import Table
 
 from ..config import normalize_imtypes
 
-__all__ = ["Member", "InputGroup", "Grouping", "make_groups", "DEFAULT_GROUP_BY"]
+__all__ = ["Member", "InputGroup", "Grouping", "make_groups", "same_illumination",
+           "DEFAULT_GROUP_BY"]
 
 DEFAULT_GROUP_BY = ("INSTRUME", "DETECTOR", "READPATT", "SUBARRAY", "NGROUPS", "NINTS")
 
@@ -107,20 +115,71 @@ def _cmdid(reflabel: str, members) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def _pairs(rows, limit, what, desc):
-    """Greedy consecutive pairing by MJD; returns (pairs, unused with reasons)."""
+def _pairs(rows, limit, what, desc, compatible=None):
+    """Greedy pairing by MJD: the earliest unpaired file with the next unpaired one
+    (that ``compatible`` accepts) within ``limit``; returns (pairs, unused with reasons)."""
     pairs, unused = [], []
-    i, n = 0, len(rows)
-    while i < n:
-        if i + 1 < n and (limit is None or rows[i + 1]["MJD"] - rows[i]["MJD"] <= limit):
-            pairs.append((rows[i], rows[i + 1]))
-            i += 2
+    n = len(rows)
+    taken = [False] * n
+    for i in range(n):
+        if taken[i]:
             continue
-        why = (f"the only {what} with {desc}" if n == 1 else
-               f"no unpaired {what} with {desc} within max_Delta_MJD={limit} d")
+        partner, refused = None, 0
+        for j in range(i + 1, n):
+            if taken[j]:
+                continue
+            if limit is not None and rows[j]["MJD"] - rows[i]["MJD"] > limit:
+                break
+            if compatible is None or compatible(rows[i], rows[j]):
+                partner = j
+                break
+            refused += 1
+        if partner is not None:
+            taken[i] = taken[partner] = True
+            pairs.append((rows[i], rows[partner]))
+            continue
+        if n == 1:
+            why = f"the only {what} with {desc}"
+        elif refused:
+            why = (f"no unpaired {what} of the same illumination ({_illumination(rows[i])}) "
+                   f"with {desc} within max_Delta_MJD={limit} d")
+        else:
+            why = f"no unpaired {what} with {desc} within max_Delta_MJD={limit} d"
         unused.append((rows[i]["basename"], why))
-        i += 1
     return pairs, unused
+
+
+def _value(row, key):
+    if key not in row.colnames:
+        return None
+    v = row[key]
+    if getattr(v, "mask", False) is True:
+        return None
+    v = v.item() if hasattr(v, "item") else v
+    return None if v is None or (isinstance(v, float) and v != v) or v == "" else v
+
+
+def _illumination(row) -> str:
+    level = _value(row, "LEVEL")
+    return f"level {level:.4g} DN/s" if isinstance(level, float) else "level not measured"
+
+
+def same_illumination(match_keys=(), max_level_ratio=None):
+    """Whether two flats (catalog rows) are of one illumination (see the module
+    docstring); a keyword or level a file lacks does not decide."""
+    keys = [k.upper() for k in match_keys]
+
+    def compatible(a, b) -> bool:
+        for k in keys:
+            va, vb = _value(a, k), _value(b, k)
+            if va is not None and vb is not None and va != vb:
+                return False
+        la, lb = _value(a, "LEVEL"), _value(b, "LEVEL")
+        if max_level_ratio and isinstance(la, float) and isinstance(lb, float) \
+                and la > 0 and lb > 0:
+            return max(la, lb) / min(la, lb) <= max_level_ratio
+        return True
+    return compatible
 
 
 def _member(row, label) -> Member:
@@ -149,7 +208,7 @@ def _key_of(row, group_by) -> tuple:
 
 
 def make_groups(table: Table, reflabel: str, imtypes: str, limits: dict | None = None,
-                group_by=DEFAULT_GROUP_BY) -> Grouping:
+                group_by=DEFAULT_GROUP_BY, flat_pairs=None) -> Grouping:
     """Group the catalog's files for one reflabel.
 
     Parameters
@@ -163,6 +222,9 @@ def make_groups(table: Table, reflabel: str, imtypes: str, limits: dict | None =
         ``{"DD": days, "FF": days, "DDFF": days}``; missing or None = no limit.
     group_by : sequence of str
         Header keywords the files of a group must agree on.
+    flat_pairs : callable, optional
+        ``compatible(row_a, row_b)`` for the flats of a pair
+        (:func:`same_illumination`); None: any two flats.
     """
     imtypes = normalize_imtypes(imtypes)
     limits = limits or {}
@@ -211,13 +273,13 @@ def make_groups(table: Table, reflabel: str, imtypes: str, limits: dict | None =
             for a, b in pairs:
                 add({"dark": [a, b]}, key)
         elif imtypes == "FF":
-            pairs, unused = _pairs(flats, limits.get("FF"), "flat", desc)
+            pairs, unused = _pairs(flats, limits.get("FF"), "flat", desc, flat_pairs)
             result.unused += unused
             for a, b in pairs:
                 add({"flat": [a, b]}, key)
         elif imtypes == "DDFF":
             dd, unused_d = _pairs(darks, limits.get("DD"), "dark", desc)
-            ff, unused_f = _pairs(flats, limits.get("FF"), "flat", desc)
+            ff, unused_f = _pairs(flats, limits.get("FF"), "flat", desc, flat_pairs)
             result.unused += unused_d + unused_f
             limit = limits.get("DDFF")
             uses = [0] * len(dd)
