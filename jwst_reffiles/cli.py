@@ -532,9 +532,11 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
     if truth is not None:
         tframe = float(primary_header(str(cat["filename"][0])).get("TFRAME", 0) or 0) or None
         for f in finals:
+            made_from = sorted({m.filename for g in s1.groupings[f["reflabel"]].groups
+                                for m in g.members})
             try:
                 acc[f["output"]] = accuracy(f["output"], f["reftype"], truth, tframe=tframe,
-                                            inputs=raws.get(f["reftype"]))
+                                            inputs=made_from)
             except (KeyError, ValueError, OSError) as exc:
                 log.warning("no accuracy figures for %s: %s", f["output"], exc)
     if acc:            # kept with the entries, for the report of a later call too

@@ -47,7 +47,7 @@ from .stats import DEFAULT_MEMORY_BYTES, stack_stats
 log = logging.getLogger(__name__)
 
 __all__ = ["BUILTIN_COMBINERS", "CombineResult", "combine_stack", "combine_dq",
-           "combine_reffiles", "MASK_REFTYPES"]
+           "combine_reffiles", "combination_name", "MASK_REFTYPES"]
 
 #: The combiners built into jwst_reffiles.
 BUILTIN_COMBINERS = ("mean", "median", "sigma_clipped_mean")
@@ -171,6 +171,12 @@ def _extensions(hdul) -> dict:
             "dq": "DQ" if "DQ" in names else None}
 
 
+def combination_name(reftype: str, combiner: str) -> str:
+    """How a reference type's individual files combine, in a word or two: masks by a
+    flag vote, the others by the combiner."""
+    return "flag vote" if reftype.lower() in MASK_REFTYPES else combiner
+
+
 def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped_mean",
                      sigma: float = 3.0, maxiters: int = 5, min_good_fraction: float = 0.5,
                      mask_flag_fraction: float = 0.0, history=(), description: str | None = None,
@@ -253,6 +259,7 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
 
     with dm.open(files[0]) as first:
         model = first.copy()
+    model.history = []            # the first individual file's own history is not the final's
     if sci_out is not None:
         setattr(model, "coeffs" if ext["sci"] == "COEFFS" else "data", sci_out)
     if err_out is not None:
@@ -261,15 +268,20 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
         model.dq = dq_out
         if hasattr(model, "dq_def"):
             model.dq_def = dq_def_records(dq_out)
+    name = combination_name(reftype, combiner)
     base = description or str(model.meta.description or f"{reftype} reference file")
-    model.meta.description = (f"{base} (combined: {combiner} of {n})" if description is None
+    model.meta.description = (f"{base} (combined: {name} of {n})" if description is None
                               else description)
-    how = (f"{combiner}" + (f", sigma {sigma} ({stdfunc}), maxiters {maxiters}"
-                            if combiner == "sigma_clipped_mean" else "")
-           + (f", flags kept where > {mask_flag_fraction:g} of the masks set them"
-              if sci_out is None else f", min_good_fraction {min_good_fraction:g}"))
-    model.add_history_entry(f"Final reference file: {how}, of {n} individual reference "
-                            f"file(s): {', '.join(os.path.basename(f) for f in files)}")
+    if sci_out is None:
+        how = (f"a flag vote: each flag kept where more than {mask_flag_fraction:g} of the "
+               f"masks set it" + (" (any)" if mask_flag_fraction == 0 else ""))
+    else:
+        how = (f"{combiner}" + (f", sigma {sigma} ({stdfunc}), maxiters {maxiters}"
+                                if combiner == "sigma_clipped_mean" else "")
+               + f", min_good_fraction {min_good_fraction:g}")
+    model.add_history_entry(f"Final reference file made by jwst_reffiles: {how}, of {n} "
+                            f"individual reference file(s): "
+                            f"{', '.join(os.path.basename(f) for f in files)}")
     for line in ([history] if isinstance(history, str) else list(history)):
         if line:
             model.add_history_entry(line)

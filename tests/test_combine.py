@@ -102,8 +102,8 @@ def test_superbias_files_combined_with_dq_rules(tmp_path):
         assert m.data[0, 0] == pytest.approx(101.5)          # ... filled, but flagged
         assert m.dq[1, 1] == 0                                # 3 of 4 good: fine
         assert m.meta.subarray.name == "SUB64P" and m.meta.instrument.detector == "NRCA1"
-    history = " ".join(str(x) for x in fits.getheader(out)["HISTORY"])
-    assert "median, min_good_fraction 0.5, of 4 individual" in history
+    history = "".join(str(x) for x in fits.getheader(out)["HISTORY"])
+    assert "made by jwst_reffiles: median, min_good_fraction 0.5, of 4 individual" in history
     assert "sb0.fits" in history and "from the groups" in history
     assert not list((tmp_path / "final").glob(".*"))         # no temporary left
 
@@ -123,6 +123,14 @@ def test_mask_files_combined_flag_by_flag(tmp_path):
     with dm.MaskModel(str(anyone)) as a, dm.MaskModel(str(majority)) as b:
         assert a.dq[2, 2] == hot and a.dq[3, 3] == hot
         assert b.dq[2, 2] == hot and b.dq[3, 3] == 0
+    # the final's history is its own (not the first mask's), and says how it was made
+    # (FITS folds HISTORY cards and drops the spaces at the folds: compare without)
+    history = "".join(str(x) for x in fits.getheader(majority)["HISTORY"]).replace(" ", "")
+    assert history.startswith("Final reference file made by jwst_reffiles: a flag vote: "
+                              "each flag kept where more than 0.5 of the masks set it"
+                              .replace(" ", ""))
+    assert "Madebyjwst_reffilesfrom" not in history and "m2.fits" in history
+    assert "flag vote of 3" in fits.getheader(majority)["DESCRIP"]
 
 
 def test_mismatched_files_are_refused_by_name(tmp_path):

@@ -13,7 +13,8 @@ class ExampleReadnoiseModule(Plugin):
     reftype = "rdnoise"
     algorithm = "jwst_reffiles.example.example_readnoise_module:make_readnoise_boxes"
     imtypes = "D"
-    ssbsteps = "dq_init"
+    ssbsteps = "dq_init, saturation, superbias, refpix"   # the spec's example: dq_init
+    reffile4ssb = {"mask": "REFPIX"}
     summary = "the spec's example module: readnoise as medians over boxes"
     params = (
         Param("verbose", Int(minimum=0), 3, "how much the module says"),

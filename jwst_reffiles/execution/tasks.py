@@ -109,6 +109,8 @@ def pipeline_tasks(plan, logflag: bool, errflag: bool, offline_env: dict) -> lis
 
 def build_graph(s1, plan, plugins: dict, combiners: dict, offline_env: dict) -> TaskGraph:
     """The task graph of a run (see the module docstring)."""
+    from ..combine import combination_name
+    from ..pipeline.plan import normalize_reftype as _norm
     from ..stage2 import individual_tasks
     graph = TaskGraph()
     out = s1.config["output"]
@@ -147,7 +149,8 @@ def build_graph(s1, plan, plugins: dict, combiners: dict, offline_env: dict) -> 
                       for t in mine]
         payload = {"kind": "final", "reflabel": label, "reftype": section["reftype"],
                    "combiner": comb if isinstance(comb, str) else comb.ref,
-                   "combiner_name": comb if isinstance(comb, str) else comb.cls.name,
+                   "combiner_name": (combination_name(_norm(section["reftype"]), comb)
+                                     if isinstance(comb, str) else comb.cls.name),
                    "settings": cfg.combine_settings(label), "candidates": candidates,
                    "n_groups": len(mine),
                    "output": str(layout.final_path(label, section["reftype"]))}

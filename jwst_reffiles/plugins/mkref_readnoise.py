@@ -3,7 +3,9 @@
 
 ``readnoise`` takes every dark on its own (imtypes D); ``rdnoise_nircam`` is
 the spec's example module of that name: the same algorithm on pairs of darks
-(imtypes DD), calibrated with dq_init only.
+(imtypes DD).  Both read inputs calibrated through refpix: the reference-pixel
+drift of raw frames would add to the noise measured (the spec's example
+configuration sets dq_init, which measures it with that drift).
 """
 
 import sys
@@ -44,8 +46,7 @@ class RdnoiseNircam(Readnoise):
     reflabel = "rdnoise_nircam"
     reftype = "rdnoise"
     imtypes = "DD"
-    ssbsteps = "dq_init"
-    summary = "the spec's example: readnoise from pairs of darks (dq_init only)"
+    summary = "the spec's example module of this name: readnoise from pairs of darks"
 
 
 if __name__ == "__main__":

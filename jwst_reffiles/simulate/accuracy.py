@@ -83,7 +83,9 @@ def accuracy(path, reftype: str, truth_path, tframe: float | None = None,
 
     ``inputs``: the raw files the reference file was made from; for a
     superbias they give the drift present in their zero frames
-    (:func:`zero_frame_drift`), which then counts as part of the truth.
+    (:func:`zero_frame_drift`), which then counts as part of the truth; for a
+    mask they say which defect classes it can show (flats: DEAD, LOW_QE, OPEN,
+    ADJ_OPEN; darks: the others).
     """
     rt = reftype.lower()
     with fits.open(truth_path) as t, fits.open(path) as f:
@@ -129,12 +131,16 @@ def accuracy(path, reftype: str, truth_path, tframe: float | None = None,
                          v <= TARGETS["dark"])]
         if rt in ("mask", "bpm"):
             from ..dq import flag_value
-            from .truth import DEFECT_CLASSES
+            from .truth import DEFECT_CLASSES, FLAT_CLASSES
             dq = f["DQ"].data.astype(np.int64)
+            kinds = None if not inputs else {
+                "flat" if float(fits.getheader(i).get("SIMFLUX", 0) or 0) > 0 else "dark"
+                for i in inputs}
             rows = []
             for cls, flags in DEFECT_CLASSES.items():
                 sel = defects["defect"] == cls
-                if not sel.any():
+                seen_in = "flat" if cls in FLAT_CLASSES else "dark"
+                if not sel.any() or (kinds is not None and seen_in not in kinds):
                     continue
                 truth = np.zeros(good.shape, bool)
                 truth[defects["y"][sel] - y0, defects["x"][sel] - x0] = True

@@ -52,6 +52,7 @@ __all__ = [
     "TruthParameters",
     "DetectorTruth",
     "DEFECT_CLASSES",
+    "FLAT_CLASSES",
     "make_truth",
     "default_parameters",
     "linearity_coefficients",
@@ -71,6 +72,9 @@ DEFECT_CLASSES: dict[str, tuple[str, ...]] = {
     "TELEGRAPH": ("TELEGRAPH",),
     "LOW_PED": ("OTHER_BAD_PIXEL",),
 }
+
+#: The defect classes flats show (the others are seen in darks).
+FLAT_CLASSES = frozenset({"DEAD", "LOW_QE", "OPEN", "ADJ_OPEN"})
 
 #: What the ``value`` column of the defect table holds, per class.
 DEFECT_VALUE_MEANING = ("DEAD/LOW_QE/OPEN: qe; ADJ_OPEN: response factor; HOT/WARM: dark "
