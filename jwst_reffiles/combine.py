@@ -229,7 +229,11 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
             for p in planes:
                 dq_index = None
                 if dq_shape is not None:
-                    dq_index = p[len(p) - (len(dq_shape) - 2):] if len(dq_shape) > 2 else ()
+                    # the DQ's leading axes, aligned from the right, where it has them (a
+                    # MIRI dark: SCI (nints, ngroups, ...), DQ (nints, 1, ...))
+                    lead = dq_shape[:-2]
+                    dq_index = tuple(0 if size == 1 else i for i, size in
+                                     zip(p[len(p) - len(lead):], lead)) if lead else ()
                 values = _PlaneSource(hduls, ext["sci"], p, ext["dq"], dq_index)
                 errors = _PlaneSource(hduls, ext["err"], p) if ext["err"] else None
                 res = combine_stack(values, combiner, sigma, maxiters, errors,

@@ -10,6 +10,7 @@ made and valid.
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
@@ -26,30 +27,45 @@ MODELS = {"readnoise": "ReadnoiseModel", "rdnoise": "ReadnoiseModel",
           "gain": "GainModel", "linearity": "LinearityModel", "saturation": "SaturationModel"}
 
 
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("shipped")
-    sim = simulate_dataset(tmp / "sim", subarray="SUB64P", ngroups=10, nints=2, ndarks=4,
-                           nflats=4, flat_flux=[200000.0, 600000.0], seed=3)
+#: (instrument, detector, subarray, flat illuminations [e-/s]: the brighter saturates)
+CAMPAIGNS = {"nircam": ("NIRCAM", "NRCA1", "SUB64P", [100000.0, 300000.0]),
+             "miri": ("MIRI", "MIRIMAGE", "SUB128", [100000.0, 300000.0])}
+
+
+def run_campaign(tmp, name, labels=SHIPPED, **sim_kw):
+    instrument, detector, subarray, flux = CAMPAIGNS[name]
+    subarray = sim_kw.pop("subarray", subarray)
+    kw = dict(ngroups=20, nints=2, ndarks=4, nflats=4, flat_flux=flux, seed=3)
+    kw.update(sim_kw)
+    sim = simulate_dataset(tmp / "sim", detector=detector, subarray=subarray,
+                           readpatt="FAST" if instrument == "MIRI" else "RAPID", **kw)
     cfg = tmp / "user.cfg"
-    cfg.write_text(f"output: {{outrootdir: {tmp / 'out'}, runID: AUTO}}\n"
+    cfg.write_text(f"instrument: {instrument}\n"
+                   f"output: {{outrootdir: {tmp / 'out'}, runID: AUTO}}\n"
                    f"reffile4ssb: {{default: '{sim.outdir / 'reffiles'}/*.fits'}}\n")
     rc = cli.main(["--strict-config", "--no-quality-check", "--cfgfile", str(cfg),
-                   ",".join(SHIPPED), str(sim.outdir)])
+                   ",".join(labels), str(sim.outdir)])
     return rc, sim, tmp / "out" / "001"
 
 
+@pytest.fixture(scope="module", params=list(CAMPAIGNS))
+def campaign(request, tmp_path_factory):
+    return (*run_campaign(tmp_path_factory.mktemp(request.param), request.param),
+            CAMPAIGNS[request.param])
+
+
 def test_every_shipped_module_makes_a_valid_final_file(campaign, capsys):
-    rc, sim, rundir = campaign
+    rc, sim, rundir, (instrument, _, subarray, _) = campaign
     assert rc == 0
     finals = Table.read(rundir / "final_reffiles.ecsv")
     assert sorted(finals["reflabel"]) == sorted(SHIPPED)
     assert set(finals["status"]) == {"made"}
+    models = {**MODELS, "dark": "DarkMIRIModel" if instrument == "MIRI" else "DarkModel"}
     for row in finals:
         with dm.open(row["output"]) as model:
-            assert type(model).__name__ == MODELS[row["reftype"]], row["reflabel"]
+            assert type(model).__name__ == models[row["reftype"]], row["reflabel"]
             model.validate()
-            assert model.meta.subarray.name == "SUB64P"
+            assert model.meta.subarray.name == subarray
     entries = json.loads((rundir / "validation" / "validation.json").read_text())["files"]
     assert sorted(e["reflabel"] for e in entries) == sorted(SHIPPED)
     assert all(e["format"]["valid"] for e in entries), [e["format"] for e in entries]
@@ -58,7 +74,7 @@ def test_every_shipped_module_makes_a_valid_final_file(campaign, capsys):
 
 
 def test_photon_transfer_pairs_are_of_one_illumination(campaign):
-    rc, sim, rundir = campaign
+    rc, sim, rundir, _ = campaign
     groups = Table.read(rundir / "groups.ecsv")
     for label in ("gain_bryan", "gain_armin"):
         mine = groups[(groups["reflabel"] == label) & [str(x).startswith("F")
@@ -71,10 +87,32 @@ def test_photon_transfer_pairs_are_of_one_illumination(campaign):
 
 
 def test_mask_finals_say_they_are_a_flag_vote_of_their_individual_files(campaign):
-    rc, sim, rundir = campaign
+    rc, sim, rundir, _ = campaign
     for label in ("bad_pixel_mask", "badpix_from_flats", "badpix_from_darks"):
         path = rundir / "final" / f"{label}_001.mask.fits"
         text = "".join(str(h) for h in fits.getheader(path)["HISTORY"]).replace(" ", "")
         assert text.startswith("Finalreferencefilemadebyjwst_reffiles:aflagvote"), text[:200]
         assert f"{label}_001." in text and "sigma_clipped_mean" not in text
         assert "flag vote" in fits.getheader(path)["DESCRIP"]
+
+
+def test_miri_dark_holds_the_dark_signal_without_the_pedestal(campaign):
+    rc, sim, rundir, (instrument, *_) = campaign
+    if instrument != "MIRI":
+        pytest.skip("the MIRI campaign's dark")
+    with dm.open(str(rundir / "final" / "dark_001.dark.fits")) as m:
+        assert m.data.shape[:2] == (2, 20)          # first integration, and the others
+        inner = m.data[:, :, 8:-8, 8:-8]
+    # raw MIRI ramps sit ~10^4 DN above zero; the dark is the signal from the reset on
+    assert np.all(np.abs(np.median(inner, axis=(2, 3))) < 5.0)
+    truth = sim.truth
+    assert np.median(truth.bias) > 1000
+
+
+def test_miri_full_frame_dark_from_one_group(tmp_path):
+    rc, sim, rundir = run_campaign(tmp_path, "miri", labels=["dark"], subarray="FULL",
+                                   ngroups=3, ndarks=1, nflats=0)
+    assert rc == 0
+    with dm.open(str(rundir / "final" / "dark_001.dark.fits")) as m:
+        assert type(m).__name__ == "DarkMIRIModel" and m.data.shape == (2, 3, 1024, 1032)
+        assert m.dq.shape == (2, 1, 1024, 1032)

@@ -19,7 +19,10 @@ groups, whatever the subarray and the number of files.
 NIR detectors give a DarkModel (ngroups, ny, nx); MIRI a DarkMIRIModel with
 the first integration separate from the later ones (the reset anomaly makes
 them differ), shape (2, ngroups, ny, nx) when the inputs have 2 or more
-integrations.
+integrations.  The NIR inputs have had the superbias subtracted; MIRI ramps keep
+their pedestal (the pipeline subtracts no bias from them), so the MIRI dark has
+each pixel's pedestal taken off (:func:`remove_pedestal`): like CRDS darks and the
+simulator's truth, it holds the dark signal, 0 at the reset.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ..stats import stack_stats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Dark", "first_hit_mask"]
+__all__ = ["Dark", "first_hit_mask", "remove_pedestal"]
 
 FULL_FRAME_GROUP_BYTES = 2048 * 2048 * 4
 
@@ -95,6 +98,30 @@ def _count_quantiles(counts, percents):
         out.append(a + (b - a) * (pos - lo))
     return out
 
+
+
+def remove_pedestal(dark: np.ndarray) -> np.ndarray:
+    """Take each pixel's pedestal off a mean dark ramp, in place, and return it.
+
+    ``dark``: (nout, ngroups, ny, nx).  The pedestal is the value at the reset
+    (time 0, group ``-1`` when group ``g`` is read at ``(g + 1)`` group times) of
+    the least-squares line through the pixel's groups (non-finite ones left
+    out): what remains is the dark signal with its non-linear structure.
+    """
+    ngroups = dark.shape[1]
+    x = np.arange(1, ngroups + 1, dtype=np.float64)[:, None, None]
+    for k in range(dark.shape[0]):
+        y = dark[k].astype(np.float64)
+        good = np.isfinite(y)
+        n = good.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xm = (x * good).sum(axis=0) / n
+            ym = np.where(good, y, 0.0).sum(axis=0) / n
+            dx = np.where(good, x - xm, 0.0)
+            slope = (dx * np.where(good, y - ym, 0.0)).sum(axis=0) / (dx ** 2).sum(axis=0)
+        pedestal = np.where(n >= 2, ym - np.nan_to_num(slope) * xm, np.where(n == 1, ym, 0.0))
+        dark[k] -= np.nan_to_num(pedestal).astype(dark.dtype)
+    return dark
 
 class Dark:
     """Make a dark current reference file (the predecessor's interface).
@@ -238,6 +265,8 @@ class Dark:
                 r.close()
             for h in dqs.values():
                 h.close()
+        if self.instrument == "MIRI":
+            remove_pedestal(dark)
         # pixels with no usable value in some group (saturated throughout): a
         # zero dark, flagged, rather than NaN that would spread into science data
         dq = np.zeros((ny, nx), np.uint32)

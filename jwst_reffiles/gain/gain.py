@@ -30,12 +30,17 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from ..detectors import group_times
+from ..dq import flag_value
 from ..io import READOUT_KEYS, RampFile, check_consistent
 from ..stats import MAD_TO_SIGMA, nanmedian
 from ..reffile import atomic_write, crds_info_from_file, save_reference
 from .photon_transfer import fit_ptc, pixel_ptc, ptc_levels, to_boxes
 
 log = logging.getLogger(__name__)
+
+#: Values left out of the photon transfer statistics: saturated or unusable groups,
+#: and reference pixels (no photons: a box mostly of them has no meaningful fit).
+UNUSABLE = flag_value(["SATURATED", "DO_NOT_USE", "REFERENCE_PIXEL"])
 
 __all__ = ["make_gain", "GainResult"]
 
@@ -163,11 +168,12 @@ def make_gain(flat_files, dark_files=(), output_file=None, box: int = 32, sigma:
             b0, b1 = y0 // box, -(-y1 // box)
             for s, (f1, f2, i, d1, d2, j) in enumerate(samples):
                 one = slice(i, i + 1)
-                args = [ramps[f1].read_usable(y0, y1, one)[0], ramps[f2].read_usable(y0, y1, one)[0]]
+                args = [ramps[f1].read_usable(y0, y1, one, bad_flags=UNUSABLE)[0],
+                        ramps[f2].read_usable(y0, y1, one, bad_flags=UNUSABLE)[0]]
                 if d1 is not None:
                     dj = slice(j, j + 1)
-                    args += [ramps[d1].read_usable(y0, y1, dj)[0],
-                             ramps[d2].read_usable(y0, y1, dj)[0]]
+                    args += [ramps[d1].read_usable(y0, y1, dj, bad_flags=UNUSABLE)[0],
+                             ramps[d2].read_usable(y0, y1, dj, bad_flags=UNUSABLE)[0]]
                 if y0 == 0 and i == 0:
                     _check_illumination(args[0], args[1], f1, f2)
                 r = ptc_levels(*args, box=box, sigma=sigma, maxiters=max_clipping_iters,
@@ -283,8 +289,9 @@ def _pixel_band(pixel, ramps, flats, darks, y0, y1, degree, max_signal, box):
     fitted separately, and the robust spread over each box of half their
     relative difference (the full set's uncertainty) is given to the box's pixels.
     """
-    fstack = np.concatenate([ramps[f].read_usable(y0, y1) for f in flats])
-    dstack = np.concatenate([ramps[d].read_usable(y0, y1) for d in darks]) if darks else None
+    fstack = np.concatenate([ramps[f].read_usable(y0, y1, bad_flags=UNUSABLE) for f in flats])
+    dstack = (np.concatenate([ramps[d].read_usable(y0, y1, bad_flags=UNUSABLE) for d in darks])
+              if darks else None)
 
     def fit(sel):
         pts = pixel_ptc(fstack[sel], None if dstack is None else dstack[sel])

@@ -229,6 +229,23 @@ def group_scale_is_noop(hdr) -> bool:
     return hdr.get("FRMDIVSR", hdr.get("NFRAMES")) == hdr.get("NFRAMES")
 
 
+def skipped_by_the_pipeline(hdr, instrument: str) -> dict[str, str]:
+    """Steps the installed pipeline skips by design for this exposure, with why:
+    they are planned out (a product then does not need them to count as done).
+
+    * group_scale where FRMDIVSR = NFRAMES (it would change nothing);
+    * refpix on MIRI subarrays (jwst corrects MIRI reference pixels in full
+      frame only, and records SKIPPED).
+    """
+    out = {}
+    if group_scale_is_noop(hdr):
+        out["group_scale"] = "FRMDIVSR = NFRAMES"
+    if str(instrument).upper() == "MIRI" and str(hdr.get("SUBARRAY", "FULL")).upper() != "FULL":
+        out["refpix"] = (f"the pipeline skips refpix for MIRI subarrays "
+                         f"({hdr.get('SUBARRAY')})")
+    return out
+
+
 def _tag(level: Level, instrument: str, global_refs: dict, noop: frozenset = frozenset()) -> str:
     order = step_order(instrument)
     last = level.steps[-1]
@@ -518,10 +535,13 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
                 where = f"{label} ({m.basename})"
                 try:
                     steps = resolve_steps(sec["ssbsteps"], inst)
-                    if group_scale_is_noop(hdr):
-                        # it would skip itself: leaving it out lets "dq_init" and
-                        # "jump-" share one run
-                        steps = tuple(s for s in steps if s != "group_scale")
+                    # steps that would skip themselves are left out (so that, e.g.,
+                    # "dq_init" and "jump-" share one run); one note for the others
+                    skips = skipped_by_the_pipeline(hdr, inst)
+                    for step in steps:
+                        if step in skips and step != "group_scale":
+                            _note(plan, f"{spec_name(step)} left out: {skips[step]}")
+                    steps = tuple(s for s in steps if s not in skips)
                     refs = {}
                     for step in steps:
                         for rt in STEP_INFO[step][2]:
@@ -560,7 +580,7 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
         inst = str(row["INSTRUME"]).upper()
         source = Path(str(row["filename"]))
         root = _exposure_root(source.name, pattern)
-        noop = frozenset({"group_scale"}) if group_scale_is_noop(primary_header(source)) else frozenset()
+        noop = frozenset(skipped_by_the_pipeline(primary_header(source), inst))
         found = [p for p in _find_products(root, search, inst, exclude=source)
                  if str(p.path.absolute()) not in exclude] if reuse else []
         given = product_state(source, inst)

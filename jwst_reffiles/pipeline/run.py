@@ -98,7 +98,9 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
             error = result["error"]
             log_text = err_path.read_text() if err_path.exists() else ""
             steps = re.findall(r"Step (\w+) running", log_text)
-            if steps and steps[-1] != "Detector1Pipeline":
+            if result.get("after_pipeline"):
+                error = f"after the pipeline ran: {error}"
+            elif steps and steps[-1] != "Detector1Pipeline":
                 error = f"in step {steps[-1]}: {error}"
         else:
             tail = err_path.read_text().strip().splitlines()[-5:] if err_path.exists() else []

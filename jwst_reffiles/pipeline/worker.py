@@ -32,6 +32,10 @@ def _single(workdir: Path, suffix: str) -> Path:
     return matches[0]
 
 
+class ProductCheckError(RuntimeError):
+    """The pipeline ran, but its product is not what was asked for."""
+
+
 def check_steps(header, steps: list[str]) -> None:
     """The product must have had exactly the requested steps (S_* keywords)."""
     from .steps import STEP_INFO
@@ -44,8 +48,8 @@ def check_steps(header, steps: list[str]) -> None:
         elif value == "COMPLETE":
             problems.append(f"{step} ran but was not requested")
     if problems:
-        raise RuntimeError("the pipeline product does not have the requested steps: "
-                           + "; ".join(problems))
+        raise ProductCheckError("the pipeline product does not have the requested steps: "
+                                + "; ".join(problems))
 
 
 def _stamp(src: Path, steps: str, check: bool, carried: dict | None = None) -> None:
@@ -100,6 +104,7 @@ def main(argv=None) -> int:
         result = run_task(task)
     except Exception as exc:  # reported to the parent, which records it per file
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                  "after_pipeline": isinstance(exc, ProductCheckError),
                   "traceback": traceback.format_exc()[-4000:]}
         traceback.print_exc()           # into the run's log (kept as its error file)
     (task_path.parent / "result.json").write_text(json.dumps(result))

@@ -215,7 +215,15 @@ SUBARRAYS: dict[tuple[str, str], Subarray] = {
     ("NIRCAM", "SUB160"): Subarray("SUB160", 1, 1, 160, 160, 1),
     ("NIRCAM", "SUB64P"): Subarray("SUB64P", 1, 1, 64, 64, 1),
     ("MIRI", "FULL"): Subarray("FULL", 1, 1, 1032, 1024, 4),
+    # MIRI imager subarrays at the detector's left edge (their leftmost 4 columns
+    # are reference columns), read through the 4 interleaved outputs
+    ("MIRI", "SUB128"): Subarray("SUB128", 1, 897, 132, 128, 4),
+    ("MIRI", "SUB64"): Subarray("SUB64", 1, 897, 68, 64, 4),
 }
+
+#: MIRI FAST frame times [s] of the subarrays (MIRI detector documentation).
+MIRI_FRAME_TIMES = {"FULL": 2.77504, "BRIGHTSKY": 0.86528, "SUB256": 0.29952,
+                    "SUB128": 0.11904, "SUB64": 0.08500}
 
 
 def _lookup(table: dict, key, what: str, name: str):
@@ -247,11 +255,12 @@ def frame_time(geometry: DetectorGeometry, subarray: Subarray,
 
     NIR detectors: each output reads ``xsize/noutputs`` columns plus 12 overhead
     pixel times per row, ``ysize + 1`` rows, at 10 microseconds per pixel. This
-    gives 10.73676 s for NIRCam full frame.  MIRI: 2.77504 s in FAST mode for
-    full frame (scaled by pixel count for subarrays), 10x longer in SLOW.
+    gives 10.73676 s for NIRCam full frame.  MIRI: the published FAST frame
+    times (2.77504 s full frame, 0.11904 s SUB128...), 10x longer in SLOW.
     """
     if geometry.instrument == "MIRI":
-        full = 2.77504 * (subarray.xsize * subarray.ysize) / (1032 * 1024)
-        return full * (10.0 if readpatt.upper() == "SLOW" else 1.0)
+        fast = MIRI_FRAME_TIMES.get(subarray.name.upper(), 2.77504 * (
+            subarray.xsize * subarray.ysize) / (1032 * 1024))
+        return fast * (10.0 if readpatt.upper() == "SLOW" else 1.0)
     cols = subarray.xsize // subarray.noutputs + 12
     return round(cols * (subarray.ysize + 1) * 1e-5, 5)
