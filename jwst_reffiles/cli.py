@@ -446,6 +446,14 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         print(format_pipeline_plan(job.plan))
         print()
         print(job.graph.format(job.planned_status() if state else None, root=layout.rundir))
+        missing = _crds_problems(job.plan)
+        for line in missing:
+            print(f"mkrefs: {'warning' if args.dry_run else 'error'}: {line}", file=sys.stderr)
+        if missing and not args.dry_run:
+            print("mkrefs: error: nothing was run: the pipeline runs above need these "
+                  "reference files", file=sys.stderr)
+            state.end_session("error")
+            return 2
         if args.dry_run:
             print("\nDry run: nothing was written" + (
                 f" (a run would use {layout.rundir})" if layout.run_id else ""))
@@ -482,6 +490,32 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         if handler is not None:
             logging.getLogger("jwst_reffiles").removeHandler(handler)
             handler.close()
+
+
+def _crds_problems(plan) -> list[str]:
+    """One line per reference type the planned runs need from CRDS, when CRDS cannot
+    be reached (no server, no cache): which file, for which step and how many
+    exposures, and what to do."""
+    from .pipeline.offline import crds_unreachable
+    from .pipeline.steps import STEP_INFO, spec_name
+    need: dict[str, dict] = {}
+    for run in plan.runs:
+        for step in run.to_run:
+            for rt in STEP_INFO[step][2]:
+                if run.refs.get(rt) == "CRDS":
+                    entry = need.setdefault(rt, {"steps": [], "files": set()})
+                    if spec_name(step) not in entry["steps"]:
+                        entry["steps"].append(spec_name(step))
+                    entry["files"].add(run.root)
+    if not need:
+        return []
+    why = crds_unreachable()
+    if why is None:
+        return []
+    return [f"no {rt} reference file for step {', '.join(e['steps'])} of "
+            f"{len(e['files'])} exposure(s): reffile4ssb gives CRDS for it, and {why}; give "
+            f"a file or a pattern ('reffile4ssb: {{{rt}: /path/*_{{detector}}_{rt}.fits}}' or "
+            f"'default:')" for rt, e in sorted(need.items())]
 
 
 #: Which kind of input a reference type's quality check runs on.

@@ -64,6 +64,7 @@ def organise_inputs(config: Config, reflabels, inputs, create: bool = True,
     catalog = build_catalog(files, inp, extra_keys=list(group_by)
                             + list(config["FF"].get("match_keys", ())))
     catalog.notes.extend(notes)
+    check_instrument(catalog.table, config["instrument"], config.origin.get(("instrument",)))
     limits = {k: config.max_delta_mjd(k) for k in ("DD", "FF", "DDFF")}
     ff = config["FF"]
     pairing = same_illumination(ff.get("match_keys", ()), ff.get("max_level_ratio"))
@@ -82,6 +83,25 @@ def organise_inputs(config: Config, reflabels, inputs, create: bool = True,
     if create:
         result.write_tables()
     return result
+
+
+def check_instrument(table, instrument: str, source=None) -> None:
+    """Inputs of another instrument than the configuration's are refused, one line
+    naming them (InputError)."""
+    from .inputs import InputError
+    want = str(instrument).upper()
+    if not len(table) or "INSTRUME" not in table.colnames:
+        return
+    other: dict[str, list[str]] = {}
+    for name, inst in zip(table["filename"], table["INSTRUME"]):
+        if str(inst).strip().upper() != want:
+            other.setdefault(str(inst).strip().upper(), []).append(str(name))
+    if other:
+        raise InputError([
+            f"{len(names)} input(s) are {inst} exposures, but the configuration's instrument "
+            f"is {want} ({source or 'the default'}): {', '.join(names[:5])}"
+            f"{' ...' if len(names) > 5 else ''}; set 'instrument: {inst}' or leave them out"
+            for inst, names in sorted(other.items())])
 
 
 def format_plan(s1: Stage1) -> str:

@@ -114,13 +114,22 @@ def test_print_config(capsys):
     assert "max_Delta_MJD" in out and "basenamepattern" in out and out.startswith("#")
 
 
-def test_without_reference_files_and_without_crds_the_runs_fail_clearly(six_four, tmp_path,
-                                                                        capsys, monkeypatch):
+def test_without_reference_files_and_without_crds_nothing_runs_and_each_is_named(
+        six_four, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
     monkeypatch.setenv("CRDS_PATH", str(tmp_path / "no_crds_cache"))
-    assert cli.main(["readnoise", str(six_four)]) == 1
+    monkeypatch.setenv("CRDS_SERVER_URL", "https://127.0.0.1:9")     # refuses at once
+    # a dry run shows the groups and the plan, and says what CRDS would have to give
+    assert cli.main(["--dry-run", "readnoise", str(six_four)]) == 0
+    captured = capsys.readouterr()
+    assert "readnoise: reftype readnoise" in captured.out and "strun calwebb_detector1" in \
+        captured.out
+    lines = [x for x in captured.err.splitlines() if "reffile4ssb gives CRDS" in x]
+    assert sorted(x.split()[3] for x in lines) == ["saturation", "superbias"]
+    assert all("cannot be reached" in x and "no_crds_cache" in x for x in lines)
+    assert "for step saturation, superbias of 6 exposure(s)" in captured.err
+    # the real run refuses before any pipeline run, one line each
+    assert cli.main(["readnoise", str(six_four)]) == 2
     err = capsys.readouterr().err
-    assert "FAILED" in err and "were to come from CRDS" in err and "reffile4ssb" in err
-    assert (tmp_path / "out" / "001" / "inputs.ecsv").exists()
-    runs = Table.read(tmp_path / "out" / "001" / "pipeline_runs.ecsv")
-    assert set(runs["status"]) == {"failed"}
+    assert err.count("reffile4ssb gives CRDS") == 2 and "nothing was run" in err
+    assert not (tmp_path / "out" / "001" / "pipeline_runs.ecsv").exists()

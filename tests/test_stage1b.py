@@ -225,7 +225,10 @@ def test_real_pipeline_offline_deduplicated_and_resumed(sim, tmp_path, capsys):
                     assert h.get(key, "SKIPPED") != "COMPLETE", (level, step)
             assert h[JRSTEPS] == ",".join(steps)
         assert (ssb / f"{root}_fitopt.fits").exists() and (ssb / f"{root}_rateints.fits").exists()
-        assert (ssb / f"{root}_rate.log.txt").exists() and (ssb / f"{root}_rate.err.txt").exists()
+        # ssblogFlag: the pipeline's log; ssberrorlogFlag: its warnings and errors only
+        log_text = (ssb / f"{root}_rate.log.txt").read_text()
+        assert "Step jump running" in log_text and "Step ramp_fit done" in log_text
+        assert "Step jump running" not in (ssb / f"{root}_rate.err.txt").read_text()
     assert not [p for p in ssb.iterdir() if p.name.startswith(".run-")]
     products = Table.read(tmp_path / "out" / "001" / "ssb_products.ecsv")
     assert len(products) == 6 and all(p.endswith("_fitopt.fits") for p in

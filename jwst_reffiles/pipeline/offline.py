@@ -17,7 +17,10 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["OFFLINE_CONTEXT", "make_offline_crds_cache", "offline_environment",
-           "offline_crds"]
+           "offline_crds", "crds_unreachable", "DEFAULT_CRDS_SERVER"]
+
+#: Where the CRDS client goes when CRDS_SERVER_URL is not set.
+DEFAULT_CRDS_SERVER = "https://jwst-crds.stsci.edu"
 
 #: Name recorded as CRDS_CTX in the products of an offline run.
 OFFLINE_CONTEXT = "jwst_offline.pmap"
@@ -74,3 +77,28 @@ def offline_crds(cache_dir):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def crds_unreachable(environ=None, timeout: float = 3.0) -> str | None:
+    """Why reference files cannot come from CRDS here, or None when they may.
+
+    CRDS can serve them from its server (CRDS_SERVER_URL, else the JWST server;
+    tried with a connection of at most ``timeout`` seconds) or from a local cache
+    with mappings (CRDS_PATH).  Checked once, before any pipeline run, so that an
+    offline run that needs CRDS says so at once instead of failing every run.
+    """
+    from urllib.parse import urlparse
+    env = os.environ if environ is None else environ
+    url = env.get("CRDS_SERVER_URL") or DEFAULT_CRDS_SERVER
+    parsed = urlparse(url)
+    host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:
+        server = f"the CRDS server {url} cannot be reached ({exc})"
+    cache = env.get("CRDS_PATH")
+    if cache and any(Path(cache, "mappings", "jwst").glob("*.pmap")):
+        return None
+    where = f"CRDS_PATH {cache} has no CRDS mappings" if cache else "no CRDS cache (CRDS_PATH)"
+    return f"{server}, and {where}"

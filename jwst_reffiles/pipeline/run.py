@@ -96,7 +96,8 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
             return RunOutcome(run, True, time.perf_counter() - t0)
         if result and not result.get("ok"):
             error = result["error"]
-            log_text = err_path.read_text() if err_path.exists() else ""
+            log_text = "".join(p.read_text(errors="replace") for p in (out_path, err_path)
+                               if p.exists())
             steps = re.findall(r"Step (\w+) running", log_text)
             if result.get("after_pipeline"):
                 error = f"after the pipeline ran: {error}"
@@ -118,9 +119,11 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
         elif err_path.exists():
             # the pipeline's log and traceback outlive the temporary directory
             keep = deepest.with_name(deepest.name[:-5] + ".error.txt")
+            text = "".join(p.read_text(errors="replace") for p in (out_path, err_path)
+                           if p.exists())
             try:
                 from ..reffile import atomic_write
-                atomic_write(keep, lambda tmp: shutil.copyfile(err_path, tmp))
+                atomic_write(keep, lambda tmp: Path(tmp).write_text(text))
                 errorfile = str(keep)
             except OSError:
                 pass

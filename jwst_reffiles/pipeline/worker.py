@@ -63,6 +63,24 @@ def _stamp(src: Path, steps: str, check: bool, carried: dict | None = None) -> N
         hdul[0].header[JRSTEPS] = (steps, "steps applied, recorded by jwst_reffiles")
 
 
+def _log_to_stdout(names) -> None:
+    """The pipeline's log (INFO and up) to stdout -- the spec's ssblogFlag file --
+    and warnings and errors to stderr too (ssberrorlogFlag), not all to stderr."""
+    import logging
+    fmt = logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    out = logging.StreamHandler(sys.stdout)
+    out.setFormatter(fmt)
+    err = logging.StreamHandler(sys.stderr)
+    err.setFormatter(fmt)
+    err.setLevel(logging.WARNING)
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(out)
+        logger.addHandler(err)
+        logger.propagate = False
+
+
 def run_task(task: dict) -> dict:
     t0 = time.perf_counter()
     from jwst.pipeline import Detector1Pipeline
@@ -76,8 +94,9 @@ def run_task(task: dict) -> dict:
             key = STEP_INFO[step][1]
             if str(header.get(key, "")).upper() == "COMPLETE":
                 carried[key] = "COMPLETE"
+    _log_to_stdout(Detector1Pipeline.get_stpipe_loggers())
     Detector1Pipeline.call(task["input"], steps=task["steps"], output_dir=str(workdir),
-                           save_results=task["save_results"])
+                           save_results=task["save_results"], configure_log=False)
     # first check and stamp every product, then rename them all: a run that
     # fails leaves none of its products behind
     moves = []

@@ -64,6 +64,8 @@ CASES = {
     "no_sci": (_header_edit(lambda h: h.pop(h.index_of("SCI"))), "no SCI extension"),
     "all_zero": (_header_edit(lambda h: setattr(h["SCI"], "data", 0 * h["SCI"].data)),
                  "first group of SCI is all zero"),
+    "other_instrument": (_header_edit(lambda h: h[0].header.set("INSTRUME", "MIRI")),
+                         "are MIRI exposures, but the configuration's instrument is NIRCAM"),
 }
 
 
