@@ -378,6 +378,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         for line in cfg.warnings:
             print(f"mkrefs: warning: {line}", file=sys.stderr)
+        if (cfg["batch"]["batch_enabled"] and args.executor in (None, "dask")
+                and not (args.scheduler or cfg["execution"]["dask_scheduler"])):
+            from .execution.executors import BatchError, check_batch_system
+            try:
+                check_batch_system(cfg["batch"])
+            except BatchError as exc:
+                if not args.dry_run:
+                    print(f"mkrefs: error: {exc}", file=sys.stderr)
+                    return 2
+                print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=not args.dry_run,
                              new_run=args.new_run)
     except (ConfigError, InputError, PlanError, StageError, FileNotFoundError) as exc:
@@ -401,7 +411,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"grouping.group_by){': ' + why if why else ''}; nothing was run",
                   file=sys.stderr)
         return 2
-    return _run(args, cfg, s1, plugins, combiners, force)
+    import signal
+    # SIGTERM (a batch system's or a user's kill) stops like Ctrl-C: the summary, the
+    # state marked interrupted
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run(args, cfg, s1, plugins, combiners, force)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_log(rundir) -> logging.Handler:
@@ -422,6 +439,7 @@ def _run_log(rundir) -> logging.Handler:
 def _run(args, cfg, s1, plugins, combiners, force) -> int:
     """Stages 1b to 3 as one task graph, resumed from the run state."""
     from .execution import GraphError, default_jobs, execute, prepare
+    from .execution.executors import BatchError
     from .pipeline.offline import offline_environment
     from .pipeline.plan import PlanError, format_pipeline_plan
     from .state import RunLocked, RunState
@@ -463,12 +481,28 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
                      "reflabel", replaced=s1.reflabels)
         print(f"\nTables: {layout.inputs_table}, {layout.groups_table}, "
               f"{layout.rundir / 'ssb_products.ecsv'}")
+        scheduler = args.scheduler or ex["dask_scheduler"]
+        if executor == "dask" and scheduler:
+            where = f"the workers of the dask scheduler at {scheduler}"
+        elif executor == "dask" and cfg["batch"]["batch_enabled"]:
+            where = (f"{cfg['batch']['jobs']} {cfg['batch']['batchmode']} batch job(s) of "
+                     f"{(cfg['batch']['queue_options'] or {}).get('cores', 1)} core(s)")
+        else:
+            where = f"{jobs} at once"
         print(f"\n{len(job.to_run)} task(s) to run, {len(job.reused)} reused from the run state "
-              f"({state.path}); executor {executor}, {jobs} at once; log: "
+              f"({state.path}); executor {executor}, {where}; log: "
               f"{layout.rundir / 'mkrefs.log'}")
         sys.stdout.flush()
-        execute(job, executor=executor, jobs=jobs, dask_scheduler=args.scheduler
-                or ex["dask_scheduler"], batch=cfg["batch"])
+        try:
+            execute(job, executor=executor, jobs=jobs, dask_scheduler=scheduler,
+                    batch=cfg["batch"])
+        except KeyboardInterrupt:
+            from .execution import format_summary
+            print("\nmkrefs: interrupted; what finished is kept, a rerun does the rest",
+                  file=sys.stderr)
+            print(format_summary(job, logfile=layout.rundir / "mkrefs.log"))
+            state.end_session("interrupted")
+            return 130
         rc = _report(job, layout, state)
         try:
             _validate_and_report(cfg, s1, layout, quality=not args.no_quality_check)
@@ -479,7 +513,7 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
     except RunLocked as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         return 2
-    except (PlanError, GraphError) as exc:
+    except (PlanError, GraphError, BatchError) as exc:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         if state is not None:
             state.end_session("error")

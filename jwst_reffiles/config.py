@@ -107,6 +107,7 @@ SCHEMA: dict[str, Any] = {
         "batchmode": Str(choices=("Condor", "HTCondor", "SLURM", "PBS", "LSF", "SGE")),
         "jobs": Int(minimum=1),
         "queue_options": AnyMap(),
+        "worker_timeout": Float(minimum=1.0),
     },
     "execution": {
         "executor": Str(choices=("inline", "processes", "dask")),

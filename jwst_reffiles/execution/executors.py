@@ -26,7 +26,8 @@ from .graph import TaskGraph, run_node
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EXECUTORS", "run_graph", "default_jobs", "jobqueue_cluster", "JOBQUEUE_CLASSES"]
+__all__ = ["EXECUTORS", "run_graph", "default_jobs", "jobqueue_cluster", "JOBQUEUE_CLASSES",
+           "BatchError", "check_batch_system"]
 
 EXECUTORS = ("inline", "processes", "dask")
 
@@ -94,6 +95,7 @@ class _Quoted:
 
 
 def _unquote_node(func, payload, needs_all, dep_ids, dep_results):
+    _set_worker_threads()
     dep_results = [r.value if isinstance(r, _Quoted) else r for r in dep_results]
     payload = payload.value if isinstance(payload, _Quoted) else payload
     dep_ids = dep_ids.value if isinstance(dep_ids, _Quoted) else dep_ids
@@ -143,17 +145,56 @@ def _accepted_options(cls) -> set[str]:
     return names - {"self"}
 
 
-def jobqueue_cluster(batch: dict):
+class BatchError(RuntimeError):
+    """The batch system cannot run the tasks (absent, or no worker starts)."""
+
+
+def _import_jobqueue():
+    """dask_jobqueue, with this process's SIGINT handler put back: importing it
+    installs one that calls sys.exit(), which made Ctrl-C exit 0 with no summary."""
+    import signal
+    saved = signal.getsignal(signal.SIGINT)
+    import dask_jobqueue
+    if signal.getsignal(signal.SIGINT) is not saved and saved is not None:
+        signal.signal(signal.SIGINT, saved)
+    return dask_jobqueue
+
+
+def check_batch_system(batch: dict) -> None:
+    """Refuse, in one line, a batch mode whose submit command is not here (BatchError)."""
+    import shutil
+    name = JOBQUEUE_CLASSES[batch["batchmode"]]
+    cls = getattr(_import_jobqueue(), name)
+    command = str(cls.job_cls.submit_command).split()[0]
+    if shutil.which(command) is None:
+        raise BatchError(
+            f"batch.batchmode {batch['batchmode']}: '{command}' is not on this machine's PATH "
+            f"({batch['batchmode']} is not installed or not set up here); nothing was "
+            f"submitted.  Run on a submit node of the cluster, or without batch "
+            f"(-p batch.batch_enabled False, or --executor processes)")
+
+
+def jobqueue_cluster(batch: dict, check: bool = True):
     """The dask-jobqueue cluster of the configuration's ``batch`` section (not scaled).
 
     ``queue_options`` go to the cluster class; an option that class does not
     take (``walltime`` for HTCondor, ``disk`` for SLURM: the shipped defaults
-    name both) is left out with a warning that names it.
+    name both) is left out with a warning that names it; ``check``: the submit
+    command must be on the PATH (:func:`check_batch_system`).  Each job's kernels use
+    its own ``cores`` (JWST_REFFILES_THREADS in the job script), not every core
+    of the node it lands on.
     """
-    import dask_jobqueue
+    from ..stats import THREADS_ENV
+    if check:                     # (False: only the job script is wanted)
+        check_batch_system(batch)
+    dask_jobqueue = _import_jobqueue()
     name = JOBQUEUE_CLASSES[batch["batchmode"]]
     cls = getattr(dask_jobqueue, name)
     options = dict(batch.get("queue_options") or {})
+    prologue = list(options.get("job_script_prologue") or [])
+    if not any(THREADS_ENV in str(line) for line in prologue):
+        prologue.append(f"export {THREADS_ENV}={int(options.get('cores') or 1)}")
+    options["job_script_prologue"] = prologue
     accepted = _accepted_options(cls)
     dropped = sorted(k for k in options if k not in accepted)
     if dropped:
@@ -165,39 +206,174 @@ def jobqueue_cluster(batch: dict):
     return cls(**options)
 
 
+def _job_states(cluster) -> str:
+    """'job 123 running, job 124 pending' for a dask-jobqueue cluster (or ''); a job
+    the batch system refused has no id: 'not submitted'."""
+    parts = []
+    live = {w.get("name") for w in cluster.scheduler_info.get("workers", {}).values()}
+    for name, job in sorted(getattr(cluster, "workers", {}).items(), key=lambda kv: str(kv[0])):
+        jid = getattr(job, "job_id", None)
+        if jid is None:
+            command = str(getattr(job, "submit_command", "the submit command")).split()[0]
+            parts.append(f"job {name} not submitted ({command} failed: see the run's log)")
+        else:
+            parts.append(f"job {jid} {'running' if name in live else 'pending'}")
+    return ", ".join(parts)
+
+
+def _distributed_failure(exc) -> dict:
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+    if isinstance(exc, KilledWorker):
+        why = (f"its worker died while running it ({exc}): out of memory, past the batch "
+               f"job's walltime, or a crash; see the worker's log")
+    elif isinstance(exc, (FutureCancelledError, OSError)) or "closed" in str(exc).lower():
+        why = (f"the dask scheduler or cluster was lost ({type(exc).__name__}: {exc}); "
+               f"the rerun does what is left")
+    else:
+        return _worker_death(exc)
+    return {"ok": False, "seconds": 0.0, "errorfile": "", "outputs": [],
+            "error": f"not finished: {why}"}
+
+
+def _set_worker_threads() -> None:
+    """In a dask worker that nobody told how many kernel threads to use: the cores
+    this process may use over the worker's task threads."""
+    from ..stats import THREADS_ENV, kernel_threads
+    if os.environ.get(THREADS_ENV):
+        return
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    os.environ[THREADS_ENV] = str(max(1, kernel_threads() // max(1, worker.state.nthreads)))
+
+
+def _share_cores(client) -> None:
+    """Split each host's cores between the task threads of its workers (a worker
+    started by hand on a node with others would otherwise take every core)."""
+    from ..stats import THREADS_ENV
+    info = client.scheduler_info().get("workers", {})
+    per_host: dict[str, int] = {}
+    for w in info.values():
+        per_host[w.get("host", "")] = per_host.get(w.get("host", ""), 0) + int(w.get("nthreads", 1))
+    try:
+        cores = client.run(lambda: len(os.sched_getaffinity(0)) if hasattr(
+            os, "sched_getaffinity") else (os.cpu_count() or 1))
+    except Exception:            # workers gone meanwhile: each falls back on its own
+        return
+    for addr, n in cores.items():
+        w = info.get(addr)
+        if w is None:
+            continue
+        share = max(1, int(n) // max(1, per_host.get(w.get("host", ""), 1)))
+
+        def set_env(value=str(share)):
+            if not os.environ.get(THREADS_ENV):
+                os.environ[THREADS_ENV] = value
+        try:
+            client.run(set_env, workers=[addr])
+        except Exception:
+            pass
+
+
+def _wait_for_a_worker(client, cluster, timeout: float, what: str) -> None:
+    """Wait up to ``timeout`` s for the first worker, saying what it waits for."""
+    import time as _time
+    t0 = _time.monotonic()
+    last = ""
+    while not client.scheduler_info().get("workers"):
+        states = _job_states(cluster) if cluster is not None else ""
+        line = f"waiting for a worker of {what}" + (f" ({states})" if states else "")
+        if line != last:
+            log.warning("%s; up to %.0f s (batch.worker_timeout)", line, timeout)
+            last = line
+        if _time.monotonic() - t0 > timeout:
+            raise BatchError(f"no dask worker joined within {timeout:.0f} s (batch."
+                             f"worker_timeout) from {what}" + (f": {states}" if states else "")
+                             + "; nothing was run.  Check the queue and the jobs' logs "
+                               "(batch.queue_options.log_directory)")
+        _time.sleep(1.0)
+
+
 def _run_distributed(dsk, ids, on_start, on_done, jobs, address=None, batch=None):
-    from distributed import Client, LocalCluster, as_completed
+    import time as _time
+
+    from distributed import Client, LocalCluster, wait
+    batch = batch or {}
+    timeout = float(batch.get("worker_timeout") or 600)
     cluster = None
     if address:
-        client = Client(address)
-    elif batch and batch.get("batch_enabled"):
+        client = Client(address, timeout=min(timeout, 60))
+        what = f"the dask scheduler at {address}"
+    elif batch.get("batch_enabled"):
         cluster = jobqueue_cluster(batch)
         cluster.scale(jobs=batch.get("jobs", 1))
         log.info("dask-jobqueue %s: %d job(s) asked for; job script:\n%s",
                  type(cluster).__name__, batch.get("jobs", 1), cluster.job_script())
         client = Client(cluster)
+        what = f"{batch.get('jobs', 1)} {batch['batchmode']} batch job(s)"
     else:
         with _kernel_threads_split(jobs):
             cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
         client = Client(cluster)
+        what = "the local cluster"
     results: dict[str, dict] = {}
     try:
+        _wait_for_a_worker(client, cluster if batch.get("batch_enabled") else None,
+                           timeout, what)
+        if address:
+            _share_cores(client)
+        if batch.get("batch_enabled"):
+            log.info("batch jobs: %s", _job_states(cluster))
         futures = client.get(dsk, ids, sync=False)
         for tid in ids:
             on_start(tid)
         by_key = {f.key: tid for f, tid in zip(futures, ids)}
-        for fut in as_completed(futures):
-            tid = by_key[fut.key]
+        pending = set(futures)
+        alone_since = None
+        seen = {w.get("name") for w in client.scheduler_info().get("workers", {}).values()}
+        while pending:
             try:
-                results[tid] = fut.result()
-            except Exception as exc:        # KilledWorker and the like
-                results[tid] = _worker_death(exc)
-            on_done(tid, results[tid])
+                done, pending = wait(pending, timeout=5.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:        # nothing ended in 5 s: look at the workers
+                done = set()
+            for fut in done:
+                tid = by_key[fut.key]
+                try:
+                    results[tid] = fut.result()
+                except Exception as exc:        # KilledWorker and the like
+                    results[tid] = _distributed_failure(exc)
+                on_done(tid, results[tid])
+            workers = {w.get("name") for w in client.scheduler_info().get("workers", {})
+                       .values()}
+            for name in sorted(seen - workers, key=str):
+                log.warning("dask worker %s was lost%s", name,
+                            f" ({_job_states(cluster)})" if batch.get("batch_enabled") else "")
+            seen = workers
+            if workers or not pending:
+                alone_since = None
+                continue
+            alone_since = alone_since or _time.monotonic()
+            if _time.monotonic() - alone_since > timeout:
+                why = (f"not finished: no dask worker for {timeout:.0f} s (batch."
+                       f"worker_timeout) from {what}; the rerun does what is left")
+                for fut in pending:
+                    tid = by_key[fut.key]
+                    results[tid] = {"ok": False, "seconds": 0.0, "errorfile": "",
+                                    "outputs": [], "error": why}
+                    on_done(tid, results[tid])
+                client.cancel(list(pending))
+                pending = set()
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
+            try:
+                cluster.close()     # cancels the batch jobs
+            except Exception as exc:  # a cluster whose jobs were never submitted
+                log.debug("closing the dask cluster: %s: %s", type(exc).__name__, exc)
     return results
 
 

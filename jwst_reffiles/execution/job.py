@@ -205,17 +205,28 @@ def execute(job: Job, executor: str = "processes", jobs: int = 1, progress: bool
         job.status[tid] = "reused"
         log.debug("reused: %s", graph[tid].label)
     t0 = time.perf_counter()
+    interrupted = False
     try:
         run_graph(graph, job.to_run, job.reused, executor, jobs, on_start=on_start,
                   on_done=on_done, dask_scheduler=dask_scheduler, batch=batch)
+    except KeyboardInterrupt:          # Ctrl-C or SIGTERM: what finished is kept
+        interrupted = True
     finally:
         bars.close()
     for tid in job.to_run:
-        r = job.results.get(tid, {})
+        r = job.results.get(tid)
+        if r is None and interrupted:
+            job.results[tid] = {"ok": False, "error": "interrupted before it finished"}
+            job.status[tid] = "interrupted"
+            continue
+        r = r or {}
         job.status[tid] = ("made" if r.get("ok") else "skipped" if r.get("skipped")
                            else "failed")
-    log.info("tasks ran in %.1f s with the %s executor", time.perf_counter() - t0, executor)
+    log.info("tasks ran in %.1f s with the %s executor%s", time.perf_counter() - t0, executor,
+             " (interrupted)" if interrupted else "")
     write_tables(job)
+    if interrupted:
+        raise KeyboardInterrupt
     return job
 
 
@@ -290,7 +301,7 @@ def format_summary(job: Job, logfile=None) -> str:
                          f"of {n} of {p['n_groups']} group(s))")
         else:
             lines.append(f"  {p['reflabel']:<20} NOT MADE: {r.get('error', 'not run')}")
-    problems = [t for t in g if job.status.get(t.id) in ("failed", "skipped")]
+    problems = [t for t in g if job.status.get(t.id) in ("failed", "skipped", "interrupted")]
     if problems:
         lines.append("")
         lines.append("Not done:")
