@@ -133,3 +133,17 @@ def test_without_reference_files_and_without_crds_nothing_runs_and_each_is_named
     err = capsys.readouterr().err
     assert err.count("reffile4ssb gives CRDS") == 2 and "nothing was run" in err
     assert not (tmp_path / "out" / "001" / "pipeline_runs.ecsv").exists()
+
+def test_the_spec_example_configuration_runs_as_written(six_four, tmp_path, capsys,
+                                                         monkeypatch):
+    from pathlib import Path
+    monkeypatch.setenv("JWST_MKREFS_OUTDIR", str(tmp_path / "out"))
+    spec = Path(__file__).parent / "data" / "spec_example.cfg"
+    assert cli.main(["--cfgfile", str(spec), "--dry-run", "rdnoise", str(six_four)]) == 0
+    captured = capsys.readouterr()
+    assert "unknown top-level key 'test1'" in captured.err
+    assert "example_readnoise_module: reftype rdnoise, imtypes D" in captured.out
+    # the spec's naming: outsubdir test1, addsuffix bla
+    assert "example_readnoise_module_test1_001.bla." in captured.out
+    assert cli.main(["--cfgfile", str(spec), "--strict-config", "--dry-run", "rdnoise",
+                     str(six_four)]) == 2

@@ -116,3 +116,15 @@ def test_miri_full_frame_dark_from_one_group(tmp_path):
     with dm.open(str(rundir / "final" / "dark_001.dark.fits")) as m:
         assert type(m).__name__ == "DarkMIRIModel" and m.data.shape == (2, 3, 1024, 1032)
         assert m.dq.shape == (2, 1, 1024, 1032)
+
+
+def test_gain_uncertainties_are_those_of_science_pixels(campaign):
+    rc, sim, rundir, _ = campaign
+    for label in ("gain_armin", "gain_bryan"):
+        for path in sorted((rundir / label).glob("*_ptc.ecsv")):
+            t = Table.read(path)
+            fitted = np.isfinite(t["gain"])
+            assert fitted.any()
+            rel = np.asarray(t["gain_err"][fitted]) / np.asarray(t["gain"][fitted])
+            # reference pixels are no part of a box: no box's scatter runs away
+            assert np.all(np.isfinite(rel)) and rel.max() < 0.25, (path.name, rel.max())
