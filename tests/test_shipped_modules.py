@@ -126,5 +126,6 @@ def test_gain_uncertainties_are_those_of_science_pixels(campaign):
             fitted = np.isfinite(t["gain"])
             assert fitted.any()
             rel = np.asarray(t["gain_err"][fitted]) / np.asarray(t["gain"][fitted])
-            # reference pixels are no part of a box: no box's scatter runs away
-            assert np.all(np.isfinite(rel)) and rel.max() < 0.25, (path.name, rel.max())
+            # reference pixels are no part of a box: no box's scatter runs away (a box
+            # mostly of them had 1e6); FF boxes of two integrations scatter by tens of %
+            assert np.all(np.isfinite(rel)) and rel.max() < 1.0, (path.name, rel.max())

@@ -270,6 +270,7 @@ def test_miri_through_linearity_offline(tmp_path):
     assert h["S_LINEAR"] == "COMPLETE" and h.get("S_SUPERB") != "COMPLETE"
     # rscd needs a reference file the simulator does not make: a clear error
     cfg = config(tmp_path, sim, "m:dark-")
+    cfg.data["instrument"] = "MIRI"
     with pytest.raises(PlanError, match="step rscd.*rscd"):
         plan_pipeline(organise_inputs(cfg, "m", [str(sim.files()[0])]))
 

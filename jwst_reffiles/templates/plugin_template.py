@@ -21,9 +21,17 @@ class MyModule(Plugin):
     reflabel = "my_module"     # <- the name of your module (its configuration section)
     reftype = "gain"           # <- the reference type it makes
 
+    # Your parameters, either as the spec has them (argparse options: their types check
+    # the configuration's values too) ...
     def extra_optional_arguments(self, parser):
         # <- your parameters; they override the configuration when given
         parser.add_argument("--num_boxes", type=int, default=None, help="boxes per side")
+
+    # ... or declared once, as the shipped modules do (type, default and doc; the
+    # options and checks come from it; see jwst_reffiles/plugins/mkref_readnoise.py):
+    #   from jwst_reffiles.params import Int, Param
+    #   params = (Param("num_boxes", Int(minimum=1), 16, "boxes per side"),)
+    # and then self.algorithm_arguments() gives them as keyword arguments.
 
     def callalgorithm(self):
         files = list(self.inputimages["output_name"])       # calibrated inputs of the group
