@@ -62,13 +62,15 @@ class RunLayout:
     def final_dir(self) -> Path:
         return self.rundir / "final"
 
-    def final_name(self, reflabel: str, reftype: str) -> str:
-        """reflabel[_outsubdir][_runID][.addsuffix].reftype.fits (no cmdID: one per reflabel)."""
-        return f"{self._stem(reflabel)}.{reftype}.fits"
+    def final_name(self, reflabel: str, reftype: str, part: str | None = None) -> str:
+        """reflabel[_outsubdir][_runID][.addsuffix][.part].reftype.fits: no cmdID (one per
+        reflabel); ``part`` (detector-subarray-readpatt) where a reflabel's inputs make
+        several final files."""
+        return f"{self._stem(reflabel)}{'.' + part if part else ''}.{reftype}.fits"
 
-    def final_path(self, reflabel: str, reftype: str) -> Path:
-        """The final reference file of a reflabel: <run directory>/final/<final_name>."""
-        return self.final_dir / self.final_name(reflabel, reftype)
+    def final_path(self, reflabel: str, reftype: str, part: str | None = None) -> Path:
+        """A final reference file of a reflabel: <run directory>/final/<final_name>."""
+        return self.final_dir / self.final_name(reflabel, reftype, part)
 
     @property
     def inputs_table(self) -> Path:

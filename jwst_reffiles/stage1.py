@@ -124,6 +124,11 @@ def format_plan(s1: Stage1) -> str:
                          f"{out.relative_to(layout.rundir)}")
             for m in grp.members:
                 lines.append(f"      {m.label:<4} MJD {m.MJD:.4f}  {m.basename}")
+        parts = sorted({grp.final_part(sec["reftype"]) for grp in g.groups})
+        if len(parts) > 1:
+            lines.append(f"  {len(parts)} final files, one per detector, subarray and readout: "
+                         + ", ".join(f"final/{layout.final_name(label, sec['reftype'], p)}"
+                                     for p in parts))
         for name, why in g.unused:
             lines.append(f"  not used: {name}: {why}")
     return "\n".join(lines)

@@ -128,6 +128,7 @@ def individual_tasks(s1, plan, plugins) -> list[dict]:
             tasks.append({
                 "kind": "individual", "reflabel": label, "reftype": section["reftype"],
                 "cmdID": grp.cmdID, "plugin": info.ref, "skip": "; ".join(skip),
+                "final_part": grp.final_part(section["reftype"]),
                 "parameters": cfg.module_parameters(label), "images": images,
                 "output": str(layout.reffile_path(label, grp.cmdID, section["reftype"])),
             })

@@ -79,8 +79,16 @@ def self_references(s1) -> dict[str, str]:
     for rt, labels in makers.items():
         label = labels[0] if len(labels) == 1 else (
             defaults[rt] if defaults.get(rt) in labels else None)
-        if label:
-            out[rt] = str(s1.layout.final_path(label, cfg.module(label)["reftype"]))
+        if not label:
+            continue
+        reftype = cfg.module(label)["reftype"]
+        parts = {g.final_part(reftype) for g in s1.groupings[label].groups}
+        if len(parts) > 1:          # one file per detector/subarray: SELF names none of them
+            log.warning("reffile4ssb SELF for %s: %s makes %d final files (%s), one per "
+                        "detector, subarray and readout; give the file instead", rt, label,
+                        len(parts), ", ".join(sorted(parts)))
+            continue
+        out[rt] = str(s1.layout.final_path(label, reftype))
     return out
 
 

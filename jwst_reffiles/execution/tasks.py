@@ -140,25 +140,35 @@ def build_graph(s1, plan, plugins: dict, combiners: dict, offline_env: dict) -> 
     cfg, layout = s1.config, s1.layout
     for label in s1.reflabels:
         section = cfg.module(label)
-        mine = by_label.get(label, [])
         comb = combiners[label]
-        candidates = [{"task": t.id, "output": t.payload["output"], "cmdID": t.payload["cmdID"],
-                       "history": f"{Path(t.payload['output']).name} made by {label} from "
-                                  + ", ".join(os.path.basename(i["input_name"])
-                                              for i in t.payload["images"])}
-                      for t in mine]
-        payload = {"kind": "final", "reflabel": label, "reftype": section["reftype"],
-                   "combiner": comb if isinstance(comb, str) else comb.ref,
-                   "combiner_name": (combination_name(_norm(section["reftype"]), comb)
-                                     if isinstance(comb, str) else comb.cls.name),
-                   "settings": cfg.combine_settings(label), "candidates": candidates,
-                   "n_groups": len(mine),
-                   "output": str(layout.final_path(label, section["reftype"]))}
-        fp = {k: v for k, v in payload.items() if k != "combiner_name"}
-        graph.add(Task(
-            id=f"final:{label}", stage="final", label=f"{label} final", func=final_node,
-            payload=payload, fp_data=fp, inputs=[t.payload["output"] for t in mine],
-            outputs=[payload["output"]], deps=[t.id for t in mine], needs_all=False))
+        # one final file per detector / subarray / readout among the reflabel's groups:
+        # files of other detectors or shapes never combine into one
+        parts: dict[str, list[Task]] = {}
+        for grp in s1.groupings[label].groups:
+            parts.setdefault(grp.final_part(section["reftype"]), [])
+        for t in by_label.get(label, []):
+            parts.setdefault(t.payload["final_part"], []).append(t)
+        for part, mine in parts.items():
+            named = part if len(parts) > 1 else None
+            candidates = [{"task": t.id, "output": t.payload["output"],
+                           "cmdID": t.payload["cmdID"],
+                           "history": f"{Path(t.payload['output']).name} made by {label} from "
+                                      + ", ".join(os.path.basename(i["input_name"])
+                                                  for i in t.payload["images"])}
+                          for t in mine]
+            payload = {"kind": "final", "reflabel": label, "reftype": section["reftype"],
+                       "combiner": comb if isinstance(comb, str) else comb.ref,
+                       "combiner_name": (combination_name(_norm(section["reftype"]), comb)
+                                         if isinstance(comb, str) else comb.cls.name),
+                       "settings": cfg.combine_settings(label), "candidates": candidates,
+                       "n_groups": len(mine), "part": named or "",
+                       "output": str(layout.final_path(label, section["reftype"], named))}
+            fp = {k: v for k, v in payload.items() if k != "combiner_name"}
+            graph.add(Task(
+                id=f"final:{label}" + (f":{named}" if named else ""), stage="final",
+                label=f"{label} final" + (f" {named}" if named else ""), func=final_node,
+                payload=payload, fp_data=fp, inputs=[t.payload["output"] for t in mine],
+                outputs=[payload["output"]], deps=[t.id for t in mine], needs_all=False))
 
     # pipeline runs wait for the tasks that write their reference files (SELF), and
     # individual tasks for the runs that write their images

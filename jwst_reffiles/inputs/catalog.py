@@ -344,13 +344,19 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
     exptype_dark = {e.upper() for e in cfg["exptype_dark"]}
     exptype_flat = {e.upper() for e in cfg["exptype_flat"]}
 
-    problems, rows, unclassified = [], [], []
+    problems, rows, unclassified, notes = [], [], [], []
+    seen: dict[tuple, list] = {}
     for path in files:
         path = Path(path)
         try:
             hdr = read_primary_header(path)
         except InputError as exc:
             problems.extend(exc.problems)
+            continue
+        twin = _same_exposure(path, hdr, seen)
+        if twin is not None:
+            notes.append(f"{path} is the same exposure as {twin} (identical content): "
+                         f"used once")
             continue
         missing = [k for k in required if k not in hdr]
         if missing:
@@ -403,4 +409,34 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
         else:
             table[n] = values if values else np.array([], dtype=float if n == "MJD" else "U1")
     table.meta["comments"] = ["jwst_reffiles master table of input files"]
-    return Catalog(table=table, unclassified=unclassified)
+    catalog = Catalog(table=table, unclassified=unclassified)
+    catalog.notes.extend(notes)
+    return catalog
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _same_exposure(path: Path, hdr, seen: dict) -> Path | None:
+    """The file already catalogued that ``path`` is a copy or a hard link of, if any.
+
+    Exposures whose sizes and primary headers agree are the only candidates (two
+    exposures differ in their headers' times and names): a hard link is the same
+    inode, a copy has the same bytes (read in full only for such candidates).
+    """
+    import hashlib
+    st = path.stat()
+    key = (st.st_size, hashlib.sha1(hdr.tostring().encode()).hexdigest())
+    for other in seen.setdefault(key, []):
+        ost = other.stat()
+        if (st.st_dev, st.st_ino) == (ost.st_dev, ost.st_ino) or \
+                _file_digest(path) == _file_digest(other):
+            return other
+    seen[key].append(path)
+    return None

@@ -55,6 +55,9 @@ __all__ = ["Member", "InputGroup", "Grouping", "make_groups", "same_illumination
 
 DEFAULT_GROUP_BY = ("INSTRUME", "DETECTOR", "READPATT", "SUBARRAY", "NGROUPS", "NINTS")
 
+#: Grouping keys that tell final reference files apart (see InputGroup.final_part).
+FINAL_KEYS = ("DETECTOR", "SUBARRAY", "READPATT")
+
 
 @dataclass(frozen=True)
 class Member:
@@ -89,6 +92,15 @@ class InputGroup:
 
     def files(self, imtype: str) -> list[Member]:
         return [m for m in self.members if m.imtype == imtype]
+
+    def final_part(self, reftype: str = "") -> str:
+        """Which final reference file this group's individual file goes into: one per
+        detector, subarray and readout pattern (and number of groups for a dark,
+        whose data are per group) -- 'nrca1-sub160-rapid'.  Files of other
+        detectors or subarrays never combine into one final file."""
+        keys = list(FINAL_KEYS) + (["NGROUPS"] if reftype.lower() == "dark" else [])
+        values = [self.key.get(k) for k in keys if self.key.get(k) is not None]
+        return "-".join(str(v).lower() for v in values) or "all"
 
 
 @dataclass

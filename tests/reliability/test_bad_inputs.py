@@ -7,6 +7,7 @@ and checks what the user sees.
 import os
 import shutil
 
+import numpy as np
 import pytest
 from astropy.io import fits
 
@@ -144,6 +145,23 @@ def test_duplicates_and_symlinks_are_used_once(sim, capsys):
     assert "Inputs: 2 files" in text and "used once" in text
 
 
+def test_a_hard_link_or_a_copy_of_an_exposure_is_the_same_exposure(sim, capsys, tmp_path):
+    ds, cfg, tmp = sim
+    first, second = ds.files()[:2]
+    os.link(first, tmp_path / "HARD_DARK_uncal.fits")
+    shutil.copy(first, tmp_path / "COPY_DARK_uncal.fits")
+    shutil.copy(second, tmp_path / "EDITED_DARK_uncal.fits")   # same header, other data
+    with fits.open(tmp_path / "EDITED_DARK_uncal.fits", mode="update") as hdul:
+        hdul["SCI"].data[0, 0, 5, 5] += 1
+    rc, text = _mkrefs(sim, capsys, "superbias", *map(str, ds.files()),
+                       str(tmp_path / "HARD_DARK_uncal.fits"),
+                       str(tmp_path / "COPY_DARK_uncal.fits"),
+                       str(tmp_path / "EDITED_DARK_uncal.fits"))
+    assert rc == 0
+    assert "Inputs: 3 files" in text, text                 # 2 + the edited one
+    assert text.count("is the same exposure as") == 2 and "identical content" in text
+
+
 def test_unknown_reflabel_and_bad_config_value(sim, capsys, tmp_path):
     rc, text = _mkrefs(sim, capsys, "nosuch", *map(str, sim[0].files()))
     assert rc == 2 and "unknown reflabel or reftype 'nosuch'" in text
@@ -191,6 +209,56 @@ def test_mixed_detectors_and_readouts_form_separate_groups(sim, capsys, tmp_path
               for block in text.split(" span ")[1:]]
     expected = [{p.name for p in d.files()} for d in (ds, other, longer)]
     assert sorted(map(sorted, groups)) == sorted(map(sorted, expected))
+    # and one final file per detector and number of groups (a dark's data are per group)
+    assert "3 final files, one per detector, subarray and readout" in text
+    for part in ("nrca1-sub64p-rapid-5", "nrcb1-sub64p-rapid-5", "nrca1-sub64p-rapid-7"):
+        assert f"final/dark_001.{part}.dark.fits" in text, part
+
+
+DETECTOR_PLUGIN = """
+import numpy as np
+from astropy.io import fits
+from stdatamodels.jwst import datamodels as dm
+from jwst_reffiles.plugins import Plugin
+
+
+class PerDetector(Plugin):
+    reflabel = "det_gain"
+    reftype = "gain"
+
+    def callalgorithm(self):
+        hdr = fits.getheader(self.inputimages["input_name"][0])
+        level = {"NRCA1": 1.0, "NRCB1": 2.0}[hdr["DETECTOR"]]
+        m = dm.GainModel(data=np.full((4, 4), level, np.float32))
+        m.meta.instrument.name = "NIRCAM"
+        m.meta.instrument.detector = hdr["DETECTOR"]
+        m.meta.subarray.name = hdr["SUBARRAY"]
+        m.save(self.args.outputreffilename)
+"""
+
+
+def test_two_detectors_of_one_subarray_make_two_final_files(sim, capsys, tmp_path):
+    ds, cfg, tmp = sim
+    other = simulate_dataset(tmp_path / "b1", detector="NRCB1", subarray="SUB64P", ngroups=5,
+                             nints=1, ndarks=2, nflats=0, seed=3, write_reffiles=False)
+    plugdir = tmp_path / "plugins"
+    plugdir.mkdir()
+    (plugdir / "mkref_det.py").write_text(DETECTOR_PLUGIN)
+    mine = tmp_path / "det.cfg"
+    mine.write_text(f"output: {{outrootdir: {tmp_path / 'out'}, runID: 1}}\n"
+                    f"reflabels: [det_gain]\nreftypes: [gain]\nplugin_dirs: [{plugdir}]\n"
+                    "det_gain: {reftype: gain, imtypes: D, ssbsteps: ''}\n")
+    files = [str(p) for p in ds.files() + other.files()]
+    assert cli.main(["--cfgfile", str(mine), "--no-quality-check", "det_gain", *files]) == 0
+    capsys.readouterr()
+    final = tmp_path / "out" / "001" / "final"
+    from stdatamodels.jwst import datamodels as dm
+    for det, level in (("NRCA1", 1.0), ("NRCB1", 2.0)):
+        with dm.GainModel(str(final / f"det_gain_001.{det.lower()}-sub64p-rapid.gain.fits")) as m:
+            assert m.meta.instrument.detector == det
+            assert np.all(m.data == level)          # never an average of both detectors
+    assert sorted(p.name for p in final.glob("*.fits")) == [
+        "det_gain_001.nrca1-sub64p-rapid.gain.fits", "det_gain_001.nrcb1-sub64p-rapid.gain.fits"]
 
 
 def test_a_pipeline_step_that_fails_for_one_file(sim, capsys, tmp_path):
