@@ -278,6 +278,10 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     p.add_argument("--force-redo", action="append", default=[], metavar="STAGE",
                    help="do a stage again although the run state says it is done: pipeline, "
                         "individual, final or all (repeatable, or comma-separated)")
+    p.add_argument("--verify-inputs", action="store_true",
+                   help="compute every input's checksum from its bytes, not from the cache "
+                        "of size, mtime and inode (an input edited in place with all three "
+                        "kept)")
     p.add_argument("--no-quality-check", action="store_true",
                    help="do not run the pipeline step that uses each final reference file "
                         "(the format checks and comparisons still run)")
@@ -451,7 +455,7 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
     state = handler = None
     try:
         if not args.dry_run:
-            state = RunState(layout.rundir)
+            state = RunState(layout.rundir, verify=args.verify_inputs)
             handler = _run_log(layout.rundir)
             for path in state.remove_stale_temporaries():
                 log.info("removed %s, left by an interrupted session", path)

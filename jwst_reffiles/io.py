@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["RampFile", "CDSSource", "GroupSource", "cds_differences", "open_unscaled",
-           "read_section", "check_consistent", "READOUT_KEYS"]
+__all__ = ["file_checksum", "cached_checksum", "RampFile", "CDSSource", "GroupSource",
+           "cds_differences", "open_unscaled", "read_section", "check_consistent",
+           "READOUT_KEYS"]
 
 #: Header keywords that inputs combined pixel by pixel must share.
 READOUT_KEYS = ("INSTRUME", "DETECTOR", "SUBARRAY", "READPATT", "NGROUPS", "NFRAMES",
@@ -46,6 +47,31 @@ def check_consistent(paths, keys=READOUT_KEYS, what: str = "inputs") -> dict:
         raise ValueError(f"inconsistent {what} (first file {paths[0]}):\n"
                          + "\n".join(f"  - {x}" for x in problems))
     return headers
+
+
+def file_checksum(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes (the one content fingerprint of the package)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_CHECKSUMS: dict = {}
+
+
+def cached_checksum(path) -> str:
+    """:func:`file_checksum`, computed once per file version in this process (the
+    version: path, size, mtime and inode -- a shortcut; an edit that keeps all four
+    is seen only by :func:`file_checksum` itself)."""
+    import os
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _CHECKSUMS:
+        _CHECKSUMS[key] = file_checksum(path)
+    return _CHECKSUMS[key]
 
 
 def open_unscaled(path):

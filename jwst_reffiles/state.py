@@ -38,6 +38,8 @@ import sys
 import time
 from pathlib import Path
 
+from .io import file_checksum
+
 __all__ = ["RunState", "RunLocked", "file_checksum", "STATE_NAME"]
 
 STATE_NAME = "state.sqlite"
@@ -64,18 +66,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def file_checksum(path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
 class RunLocked(RuntimeError):
     """Another mkrefs session holds the run directory."""
 
@@ -83,7 +73,11 @@ class RunLocked(RuntimeError):
 class RunState:
     """The SQLite state of one run directory (see the module docstring)."""
 
-    def __init__(self, rundir, lock: bool = True):
+    def __init__(self, rundir, lock: bool = True, verify: bool = False):
+        #: verify: every checksum is computed from the bytes (--verify-inputs), not taken
+        #: from the cache of size, mtime and inode
+        self.verify = verify
+        self._verified: set = set()
         self.rundir = Path(rundir)
         self.path = self.rundir / STATE_NAME
         self._lock_fd = None
@@ -93,6 +87,8 @@ class RunState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        if "inode" not in {r[1] for r in self.db.execute("PRAGMA table_info(files)")}:
+            self.db.execute("ALTER TABLE files ADD COLUMN inode INTEGER")   # older states
         self.session = None
 
     # -- locking --------------------------------------------------------------
@@ -106,8 +102,8 @@ class RunState:
             os.close(fd)
             raise RunLocked(
                 f"another mkrefs session is using the run directory {self.rundir} "
-                f"({holder or 'pid unknown'}); wait for it to finish, or give another "
-                f"runID (output.runID: AUTO makes a new run directory)") from None
+                f"({holder or 'pid unknown'}); wait for it to finish, or start another "
+                f"run (--new-run, or another output.runID)") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} since {_now()}".encode())
         self._lock_fd = fd
@@ -159,19 +155,23 @@ class RunState:
 
     # -- checksums -------------------------------------------------------------
     def checksum(self, path) -> str | None:
-        """The file's SHA-256 (cached by size and mtime); None when it does not exist."""
+        """The file's SHA-256 (cached by size, mtime and inode unless ``verify``); None
+        when it does not exist."""
         path = str(Path(path).absolute())
         try:
             st = os.stat(path)
         except OSError:
             return None
-        row = self.db.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path=?",
+        row = self.db.execute("SELECT size, mtime_ns, inode, sha256 FROM files WHERE path=?",
                               (path,)).fetchone()
-        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
-            return row[2]
+        if row and tuple(row[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino) and (
+                not self.verify or path in self._verified):
+            return row[3]
         digest = file_checksum(path)
-        self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
-                        (path, st.st_size, st.st_mtime_ns, digest))
+        self.db.execute("INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, sha256) "
+                        "VALUES (?,?,?,?,?)", (path, st.st_size, st.st_mtime_ns, st.st_ino,
+                                               digest))
+        self._verified.add(path)
         return digest
 
     def record_inputs(self, paths) -> None:

@@ -134,7 +134,8 @@ def prepare(s1, plugins, combiners, state=None, force_redo=(), offline_env=None)
     exclude: set[str] = set()
     for _ in range(10):
         plan = plan_pipeline(s1, self_refs=self_refs, exclude=exclude,
-                             reuse="pipeline" not in forced, write_refs=state is not None)
+                             reuse="pipeline" not in forced, write_refs=state is not None,
+                             checksum=state.checksum if state is not None else None)
         graph = build_graph(s1, plan, plugins, combiners, offline_env or {})
         to_run, reused = _decide(graph, state, forced)
         stale = _stale_products(plan, graph, to_run, state) - exclude

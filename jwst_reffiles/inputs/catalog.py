@@ -414,15 +414,6 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
     return catalog
 
 
-def _file_digest(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _same_exposure(path: Path, hdr, seen: dict) -> Path | None:
     """The file already catalogued that ``path`` is a copy or a hard link of, if any.
 
@@ -431,12 +422,14 @@ def _same_exposure(path: Path, hdr, seen: dict) -> Path | None:
     inode, a copy has the same bytes (read in full only for such candidates).
     """
     import hashlib
+
+    from ..io import file_checksum
     st = path.stat()
     key = (st.st_size, hashlib.sha1(hdr.tostring().encode()).hexdigest())
     for other in seen.setdefault(key, []):
         ost = other.stat()
         if (st.st_dev, st.st_ino) == (ost.st_dev, ost.st_ino) or \
-                _file_digest(path) == _file_digest(other):
+                file_checksum(path) == file_checksum(other):
             return other
     seen[key].append(path)
     return None

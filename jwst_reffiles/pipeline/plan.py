@@ -39,12 +39,32 @@ from .steps import (NOT_IN_SHORTHAND, SPEC_STEPS, STEP_INFO, SsbStepsError, reso
                     step_order)
 
 __all__ = ["PlanError", "Level", "Product", "PipelineRun", "PipelinePlan", "plan_pipeline",
-           "format_pipeline_plan", "JRSTEPS", "REF_KEYWORDS", "normalize_reftype",
+           "format_pipeline_plan", "JRSTEPS", "JRINSUM", "JRREFSUM", "refs_checksum",
+           "REF_KEYWORDS", "normalize_reftype",
            "REFPIX_MASK", "refpix_only_mask", "RefResolver", "primary_header", "raw_beside",
            "PRODUCT_SUFFIXES"]
 
 #: Header keyword where jwst_reffiles records the steps applied to a product.
 JRSTEPS = "JRSTEPS"
+#: ... the checksum of the raw exposure it was made from, and of the reference files
+#: its steps used: a product is reused only while both still hold.
+JRINSUM = "JRINSUM"
+JRREFSUM = "JRREFSUM"
+
+
+def refs_checksum(refs) -> str:
+    """One checksum of the reference files (reftype -> path) a product's steps used;
+    CRDS and N/A count by name."""
+    import hashlib
+
+    from ..io import cached_checksum
+    h = hashlib.sha256()
+    for reftype, value in sorted(dict(refs).items()):
+        value = str(value)
+        digest = cached_checksum(value) if value not in ("CRDS", "N/A") and \
+            os.path.isfile(value) else value
+        h.update(f"{reftype}={digest}\n".encode())
+    return h.hexdigest()[:32]
 
 #: jwst reference type -> header keyword recording the file a step used.
 REF_KEYWORDS = {"mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPERB",
@@ -103,6 +123,19 @@ class Product:
     steps: tuple[str, ...]
     header: dict
 
+    def stale(self, source_sum: str | None, level: Level) -> str:
+        """Why this product (made by jwst_reffiles) no longer follows from its raw
+        exposure or its reference files: '' when it does, or when it records
+        neither (a product made elsewhere is judged by its steps and names only)."""
+        recorded = self.header.get(JRINSUM)
+        if recorded and source_sum and recorded != source_sum:
+            return "its raw exposure changed since it was made"
+        if self.header.get(JRREFSUM):
+            used = {k: v for k, v in level.refs if any(k in STEP_INFO[s][2] for s in self.steps)}
+            if self.header[JRREFSUM] != refs_checksum(used):
+                return "a reference file it was made with changed since"
+        return ""
+
     def matches_refs(self, level: Level) -> bool:
         """Whether the reference files recorded in the header are the level's."""
         for reftype, value in level.refs:
@@ -141,6 +174,7 @@ class PipelineRun:
     refs: dict
     saves: list[SavePoint]
     consumers: list = field(default_factory=list)
+    source: Path | None = None      # the raw exposure of the catalog (input may be a product)
 
     @property
     def to_run(self) -> tuple[str, ...]:
@@ -504,13 +538,16 @@ def _assign(plan: PipelinePlan, consumer: tuple, paths: dict) -> None:
 
 
 def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = True,
-                  write_refs: bool = True) -> PipelinePlan:
+                  write_refs: bool = True, checksum=None) -> PipelinePlan:
     """Plan the pipeline runs for the groups of a stage-1 result.
 
     Existing products (in ssbdir and pipeline_prod_search_dir) are reused
     unless ``reuse`` is False or their path is in ``exclude`` (products the
-    run state knows to be stale).  Without ``write_refs`` (a dry run) reference
-    files the plan derives itself (the REFPIX mask) are named but not written.
+    run state knows to be stale), or when they record the checksum of their raw
+    exposure or reference files and those changed.  Without ``write_refs`` (a dry
+    run) reference files the plan derives itself (the REFPIX mask) are named but
+    not written.  ``checksum(path)`` gives a file's SHA-256 (default: computed once
+    per file version in this process; a run passes its state's).
     """
     exclude = {str(Path(p).absolute()) for p in exclude}
     cfg, layout, table = s1.config, s1.layout, s1.catalog.table
@@ -583,6 +620,11 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
         noop = frozenset(skipped_by_the_pipeline(primary_header(source), inst))
         found = [p for p in _find_products(root, search, inst, exclude=source)
                  if str(p.path.absolute()) not in exclude] if reuse else []
+        if any(p.header.get(JRINSUM) for p in found):
+            from ..io import cached_checksum
+            source_sum = (checksum or cached_checksum)(source)
+        else:
+            source_sum = None
         given = product_state(source, inst)
         start_candidates = [given] + [p for p in found if "ramp_fit" not in p.steps]
         todo = []
@@ -604,6 +646,11 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
             exact = [p for p in found if p.steps == level.steps and p.matches_refs(level)
                      and (not level.terminal or all(
                          v.exists() for v in _companions(root, tag, p.path.parent).values()))]
+            for p in exact:
+                why = p.stale(source_sum, level)
+                if why:
+                    _note(plan, f"{p.path.name} is not reused: {why}; it is made again")
+            exact = [p for p in exact if not p.stale(source_sum, level)]
             if exact:
                 best = exact[0]
                 paths = {"product": best.path}
@@ -632,7 +679,8 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
                 chains.append([level])
         for chain in chains:
             top, shortest = chain[0], min(chain, key=lambda lv: len(lv.steps))
-            usable = [p for p in start_candidates if _can_start(p, shortest, top)]
+            usable = [p for p in start_candidates if _can_start(p, shortest, top)
+                      and (p is given or not p.stale(source_sum, top))]
             if not any(p.path == source for p in usable) and given.steps:
                 # the input itself cannot be continued: say why once, start from the raw
                 # exposure beside it (or another usable product), or skip it
@@ -668,7 +716,7 @@ def plan_pipeline(s1, self_refs: dict | None = None, exclude=(), reuse: bool = T
                     _assign(plan, c, {"product": dest, **comp})
             run = PipelineRun(fileID=fid, root=root, instrument=inst, input=start.path,
                               done=start.steps, steps=top.steps, refs=dict(top.refs),
-                              saves=saves,
+                              saves=saves, source=source,
                               consumers=[c for lv in chain for c in needs[fid][lv]])
             plan.runs.append(run)
     return plan

@@ -58,8 +58,10 @@ def _task(run: PipelineRun, workdir: Path) -> dict:
         "steps": run.step_parameters(),
         "save_results": "ramp_fit" in run.to_run,
         "saves": [{"step": s.step, "dest": str(s.dest), "jrsteps": ",".join(s.level.steps),
+                   "refs": dict(s.level.refs),
                    "companions": {k: str(v) for k, v in s.companions.items()}}
                   for s in run.saves],
+        "source": str(run.source or run.input),
     }
 
 

@@ -52,7 +52,8 @@ def check_steps(header, steps: list[str]) -> None:
                                 + "; ".join(problems))
 
 
-def _stamp(src: Path, steps: str, check: bool, carried: dict | None = None) -> None:
+def _stamp(src: Path, steps: str, check: bool, carried: dict | None = None,
+           sums: tuple = ()) -> None:
     with fits.open(src, mode="update") as hdul:
         # steps done before this run (the input was an intermediate product): jwst marks
         # them SKIPPED in this run's product; they were applied, as the input recorded
@@ -61,6 +62,9 @@ def _stamp(src: Path, steps: str, check: bool, carried: dict | None = None) -> N
         if check:
             check_steps(hdul[0].header, steps.split(","))
         hdul[0].header[JRSTEPS] = (steps, "steps applied, recorded by jwst_reffiles")
+        if sums:
+            hdul[0].header["JRINSUM"] = (sums[0], "SHA-256 of the raw exposure")
+            hdul[0].header["JRREFSUM"] = (sums[1], "checksum of the reference files used")
 
 
 def _log_to_stdout(names) -> None:
@@ -100,14 +104,19 @@ def run_task(task: dict) -> dict:
     # first check and stamp every product, then rename them all: a run that
     # fails leaves none of its products behind
     moves = []
+    from ..io import file_checksum
+    from .plan import refs_checksum
+    source_sum = file_checksum(task["source"]) if task.get("source") else None
     for save in task["saves"]:
         suffix = "rate" if save["step"] == "ramp_fit" else save["step"]
         src = _single(workdir, suffix)
-        _stamp(src, save["jrsteps"], check=True, carried=carried)
+        sums = (source_sum, refs_checksum(save.get("refs", {}))) if source_sum else ()
+        _stamp(src, save["jrsteps"], check=True, carried=carried, sums=sums)
         moves.append((src, Path(save["dest"])))
         for kind, dest in save.get("companions", {}).items():
             src = _single(workdir, kind)
-            _stamp(src, save["jrsteps"], check=False, carried=carried)  # fitopt: no S_RAMP
+            _stamp(src, save["jrsteps"], check=False, carried=carried,  # fitopt: no S_RAMP
+                   sums=sums)
             moves.append((src, Path(dest)))
     for src, dest in moves:
         os.replace(src, dest)
