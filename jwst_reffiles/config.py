@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from .params import AnyMap, Bool, Float, Int, RunID, Str, StrList, StrMap, yaml_value
+from .params import (AnyMap, Bool, Float, Int, RunID, Str, StrList, StrMap, check_plain_name,
+                     yaml_value)
 from .pipeline.steps import SsbStepsError, parse_ssbsteps
 
 __all__ = ["ConfigError", "Config", "load_config", "default_config_text", "IMTYPES",
@@ -70,7 +71,7 @@ class ConfigError(ValueError):
 #: The sections and keys of the configuration (module sections excepted).
 SCHEMA: dict[str, Any] = {
     "instrument": Str(choices=INSTRUMENTS),
-    "reflabels": StrList(),
+    "reflabels": StrList(plain=True),
     "reftypes": StrList(),
     "default_reflabels": StrMap(),
     "inputfiles": {
@@ -92,10 +93,10 @@ SCHEMA: dict[str, Any] = {
     "grouping": {"group_by": StrList()},
     "output": {
         "outrootdir": Str(),
-        "outsubdir": Str(nullable=True),
+        "outsubdir": Str(nullable=True, plain=True),
         "runID": RunID(),
         "runIDNdigits": Int(minimum=1),
-        "addsuffix": Str(nullable=True),
+        "addsuffix": Str(nullable=True, plain=True),
         "ssbdir": Str(nullable=True),
         "skip_runID_ssbdir": Bool(),
         "ssblogFlag": Bool(),
@@ -385,6 +386,11 @@ def _validate_document(doc, source, problems, origin, complete_modules=True,
             except TypeError as exc:
                 problems.append(f"{source}: key '{key}': {exc}")
         elif isinstance(value, dict):
+            try:
+                check_plain_name(key, "module section")
+            except TypeError as exc:
+                problems.append(f"{source}: {exc}")
+                continue
             out[key] = _check_module(key, value, source, problems, origin,
                                      complete=complete_modules and "reftype" in value)
         else:
@@ -605,6 +611,13 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
                 name = ".".join(path_key)
                 problems.append(f"{src(*path_key)}: key '{name}': environment "
                                 f"variable ${exc.args[0]} is not set (value {value!r})")
+                continue
+        for key in ("outrootdir", "ssbdir"):
+            value = data["output"].get(key)
+            if value and not (value.isascii() and value.isprintable() and "$" not in value):
+                problems.append(f"{src('output', key)}: key 'output.{key}': {value!r} has "
+                                f"characters the calibration pipeline cannot take in the "
+                                f"files it writes (non-ASCII, '$' or control characters)")
     config = Config(data=data, cfgfile=cfgfile, origin=origin, warnings=warnings,
                     strict=strict)
     for label, cls in _builtin_modules().items():       # the package's declared modules

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Str", "Int", "Float", "Bool", "StrList", "AnyMap", "RunID", "StrMap", "Param",
+__all__ = ["check_plain_name", "PLAIN_NAME", "Str", "Int", "Float", "Bool", "StrList", "AnyMap", "RunID", "StrMap", "Param",
            "convert_value", "yaml_value"]
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -54,9 +54,23 @@ class _Type:
         return text
 
 
+#: A plain name: what may become part of a file or directory name the run writes.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+
+
+def check_plain_name(value: str, what: str = "name") -> str:
+    """``value`` if it is a plain name (letters, digits, ``_ . + -``; no ``/``, no
+    ``..``, no leading dot): it cannot take a path outside the output tree."""
+    if not PLAIN_NAME.match(value) or ".." in value:
+        raise TypeError(f"{what} {value!r} is not a plain name (letters, digits and _ . + - "
+                        f"only, no '/' or '..'): it becomes part of the names of the files "
+                        f"the run writes")
+    return value
+
+
 class Str(_Type):
-    def __init__(self, nullable=False, choices=None, regex=False):
-        self.nullable, self.choices, self.regex = nullable, choices, regex
+    def __init__(self, nullable=False, choices=None, regex=False, plain=False):
+        self.nullable, self.choices, self.regex, self.plain = nullable, choices, regex, plain
         self.name = "a string" + (f" (one of {', '.join(choices)})" if choices else "")
 
     def _check(self, value):
@@ -73,6 +87,8 @@ class Str(_Type):
                 re.compile(value)
             except re.error as exc:
                 raise TypeError(f"not a valid regular expression ({exc}): {value!r}")
+        if self.plain:
+            check_plain_name(value, "the value")
         return value
 
 
@@ -139,8 +155,8 @@ class StrList(_Type):
 
     name = "a list of strings"
 
-    def __init__(self, choices=None):
-        self.choices = choices
+    def __init__(self, choices=None, plain=False):
+        self.choices, self.plain = choices, plain
 
     def check(self, value):
         if value is None:
@@ -157,6 +173,9 @@ class StrList(_Type):
             if unknown:
                 raise TypeError(f"unknown value(s) {', '.join(map(repr, unknown))}; choose "
                                  f"from {', '.join(self.choices)}")
+        if self.plain:
+            for v in value:
+                check_plain_name(str(v), "the item")
         return [str(v) for v in value]
 
     def parse(self, text):

@@ -353,6 +353,11 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
         except InputError as exc:
             problems.extend(exc.problems)
             continue
+        if not _safe_name(str(path.absolute())):
+            problems.append(f"{path}: the path has characters the calibration pipeline cannot "
+                            f"take (non-ASCII, '$' or control characters): rename the file or "
+                            f"link it under a plain name")
+            continue
         twin = _same_exposure(path, hdr, seen)
         if twin is not None:
             notes.append(f"{path} is the same exposure as {twin} (identical content): "
@@ -412,6 +417,12 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
     catalog = Catalog(table=table, unclassified=unclassified)
     catalog.notes.extend(notes)
     return catalog
+
+
+def _safe_name(text: str) -> bool:
+    """Whether a path can go through the pipeline: printable ASCII (FITS header values),
+    no '$' (stpipe expands it)."""
+    return text.isascii() and text.isprintable() and "$" not in text
 
 
 def _same_exposure(path: Path, hdr, seen: dict) -> Path | None:

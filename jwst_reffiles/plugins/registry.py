@@ -80,8 +80,9 @@ def load_plugin_class(ref: str) -> type:
 def _plugin_classes(obj, base=Plugin) -> list[type]:
     if inspect.isclass(obj):
         return [obj] if issubclass(obj, base) and obj is not base else []
-    return [c for _, c in inspect.getmembers(obj, inspect.isclass)
-            if issubclass(c, base) and c is not base and c.__module__ == obj.__name__]
+    return [c for c in vars(obj).values()             # in the order they are defined
+            if inspect.isclass(c) and issubclass(c, base) and c is not base
+            and c.__module__ == obj.__name__]
 
 
 def _load_file(path: Path):
