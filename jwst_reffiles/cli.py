@@ -234,6 +234,16 @@ def _plugin_parse(cls, name: str, text: str):
     return getattr(ns, name)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _pre_cfgfile(argv: list[str]):
     for i, a in enumerate(argv):
         if a == "--cfgfile" and i + 1 < len(argv):
@@ -266,7 +276,7 @@ def main_parser(module_params: dict[str, list[str]] | None = None) -> argparse.A
     p.add_argument("-n", "--new-run", "--new_runID", dest="new_run", action="store_true",
                    help="with output.runID AUTO: start a new run (the highest run number + 1) "
                         "instead of resuming the latest")
-    p.add_argument("-j", "--jobs", type=int,
+    p.add_argument("-j", "--jobs", type=_positive_int,
                    help="tasks at once (default: execution.jobs, else the cores as memory "
                         "allows)")
     p.add_argument("--executor", choices=("inline", "processes", "dask"),
@@ -374,11 +384,13 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(["no input files given"])
         # every requested module must have a plug-in and a combiner before any work starts
         plugins = combiners = None
+        would_stop = []           # a dry run shows what it can, and exits as the run would
         try:
             plugins, combiners = resolve_modules(cfg, cfg.resolve_reflabels(args.reflabels))
         except StageError as exc:
             if not args.dry_run:
                 raise
+            would_stop.append(str(exc))
             print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         for line in cfg.warnings:
             print(f"mkrefs: warning: {line}", file=sys.stderr)
@@ -391,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.dry_run:
                     print(f"mkrefs: error: {exc}", file=sys.stderr)
                     return 2
+                would_stop.append(str(exc))
                 print(f"mkrefs: warning (a real run would stop here): {exc}", file=sys.stderr)
         s1 = organise_inputs(cfg, args.reflabels, args.inputfiles, create=not args.dry_run,
                              new_run=args.new_run)
@@ -404,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_plan(s1))
     empty = [label for label in s1.reflabels if not s1.groupings[label].groups]
-    if empty and not args.dry_run:
+    if empty:                     # a dry run says so too, with the status a run would have
         nd = int((s1.catalog.table["imtype"] == "dark").sum()) if len(s1.catalog.table) else 0
         nf = len(s1.catalog.table) - nd
         for label in empty:
@@ -420,9 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     # state marked interrupted
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return _run(args, cfg, s1, plugins, combiners, force)
+        rc = _run(args, cfg, s1, plugins, combiners, force)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if would_stop and rc == 0:
+        print(f"mkrefs: error: a real run would stop: {would_stop[0]}", file=sys.stderr)
+        return 2
+    return rc
 
 
 def _run_log(rundir) -> logging.Handler:
@@ -521,6 +538,17 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
         print(f"mkrefs: error: {exc}", file=sys.stderr)
         if state is not None:
             state.end_session("error")
+        return 2
+    except OSError as exc:         # a full disk, an unwritable directory while planning
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"mkrefs: error: cannot write the run's files{where}: {exc.strerror or exc}; "
+              f"nothing more was run", file=sys.stderr)
+        log.debug("write failure", exc_info=True)
+        if state is not None:
+            try:
+                state.end_session("error")
+            except Exception:
+                pass
         return 2
     finally:
         if state is not None:

@@ -125,8 +125,8 @@ SCHEMA: dict[str, Any] = {
         "sigma": Float(minimum=0.1),
         "stdfunc": Str(choices=("std", "mad_std")),
         "maxiters": Int(minimum=1),
-        "min_good_fraction": Float(minimum=0.0),
-        "mask_flag_fraction": Float(minimum=0.0),
+        "min_good_fraction": Float(minimum=0.0, maximum=1.0),
+        "mask_flag_fraction": Float(minimum=0.0, maximum=1.0),
         "parameters": AnyMap(),
     },
 }
@@ -614,10 +614,10 @@ def load_config(cfgfile=None, params=(), section_params=(), environ=None,
                 continue
         for key in ("outrootdir", "ssbdir"):
             value = data["output"].get(key)
-            if value and not (value.isascii() and value.isprintable() and "$" not in value):
+            if value and not (value.isascii() and value.isprintable()):
                 problems.append(f"{src('output', key)}: key 'output.{key}': {value!r} has "
                                 f"characters the calibration pipeline cannot take in the "
-                                f"files it writes (non-ASCII, '$' or control characters)")
+                                f"files it writes (non-ASCII or control characters)")
     config = Config(data=data, cfgfile=cfgfile, origin=origin, warnings=warnings,
                     strict=strict)
     for label, cls in _builtin_modules().items():       # the package's declared modules

@@ -115,8 +115,8 @@ class Int(_Type):
 class Float(_Type):
     name = "a number"
 
-    def __init__(self, nullable=False, minimum=None):
-        self.nullable, self.minimum = nullable, minimum
+    def __init__(self, nullable=False, minimum=None, maximum=None):
+        self.nullable, self.minimum, self.maximum = nullable, minimum, maximum
 
     def _check(self, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -124,6 +124,8 @@ class Float(_Type):
         value = float(value)
         if self.minimum is not None and value < self.minimum:
             raise TypeError(f"must be >= {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise TypeError(f"must be <= {self.maximum}, got {value}")
         return value
 
     def _parse(self, text):

@@ -188,11 +188,14 @@ def test_missing_plugin_and_reftype_resolution(tiny, tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert "no plug-in for reflabel 'bpm'" in err and "readnoise" in err
     assert not (tmp_path / "o").exists()                       # refused before any work
-    # gain resolves to gain_armin (default_reflabels)
-    assert cli.main(["--dry-run", "gain", str(tiny.outdir)]) == 0
-    assert "gain_armin: reftype gain, imtypes DDFF" in capsys.readouterr().out
+    # gain resolves to gain_armin (default_reflabels); darks alone make no DDFF group,
+    # which the dry run says with the status a run would have
+    assert cli.main(["--dry-run", "gain", str(tiny.outdir)]) == 2
+    captured = capsys.readouterr()
+    assert "gain_armin: reftype gain, imtypes DDFF" in captured.out
+    assert "gain_armin: no group of imtypes DDFF" in captured.err
     # a reference type runs its default module: mask -> bad_pixel_mask
-    assert cli.main(["--dry-run", "mask", str(tiny.outdir)]) == 0
+    assert cli.main(["--dry-run", "mask", str(tiny.outdir)]) == 2
     assert "bad_pixel_mask: reftype mask, imtypes D+F+" in capsys.readouterr().out
     assert cli.main(["--dry-run", "flatfield", str(tiny.outdir)]) == 2
     assert "unknown reflabel or reftype 'flatfield'" in capsys.readouterr().err

@@ -74,10 +74,17 @@ def collect_files(items, basenamepattern: str | None = None) -> tuple[list[Path]
         item = queue.pop(0)
         if item.startswith("@"):
             lst = Path(item[1:])
-            if not lst.is_file():
+            if not lst.exists():
                 problems.append(f"list file {lst} does not exist")
                 continue
-            queue[:0] = _read_list_file(lst)
+            try:
+                listed = _read_list_file(lst)
+            except OSError as exc:
+                problems.append(f"list file {lst} cannot be read ({exc.strerror or exc})")
+                continue
+            if not listed:
+                problems.append(f"list file {lst} names no file")
+            queue[:0] = listed
             continue
         if _GLOB_CHARS & set(item) and not Path(item).exists():
             matches = sorted(glob.glob(item))
@@ -87,7 +94,20 @@ def collect_files(items, basenamepattern: str | None = None) -> tuple[list[Path]
         else:
             p = Path(item)
             if p.is_dir():
-                candidates = sorted(c for c in p.iterdir() if c.is_file())
+                try:
+                    entries = sorted(p.iterdir())
+                except OSError as exc:
+                    problems.append(f"{item}: the input directory cannot be read "
+                                    f"({exc.strerror or exc})")
+                    continue
+                candidates = []
+                for c in entries:
+                    if c.is_file():
+                        candidates.append(c)
+                    elif c.is_symlink():          # dangling, or a loop: said, not dropped
+                        if not pattern or pattern.search(c.name):
+                            notes.append(f"{c}: a symbolic link to nothing that can be read "
+                                         f"({os.readlink(c)}): left out")
             elif p.is_file():
                 candidates = [p]
             else:
@@ -367,6 +387,11 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
         if missing:
             problems.append(f"{path}: required keyword(s) {', '.join(missing)} missing")
             continue
+        bad_ints = [f"{k}={hdr[k]!r}" for k in INTEGER_KEYS if k in hdr
+                    and not _is_whole(hdr[k])]
+        if bad_ints:
+            problems.append(f"{path}: keyword(s) {', '.join(bad_ints)} must be whole numbers")
+            continue
         data_problems = check_ramp_data(path, hdr)
         if data_problems:
             problems.extend(data_problems)
@@ -417,6 +442,22 @@ def build_catalog(files, inputfiles_cfg: dict, extra_keys=()) -> Catalog:
     catalog = Catalog(table=table, unclassified=unclassified)
     catalog.notes.extend(notes)
     return catalog
+
+
+#: Header keywords that count things: a value that is no whole number is named.
+INTEGER_KEYS = ("NGROUPS", "NINTS", "NFRAMES", "GROUPGAP", "SUBSTRT1", "SUBSTRT2",
+                "SUBSIZE1", "SUBSIZE2")
+
+
+def _is_whole(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    try:
+        return float(value) == int(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _safe_name(text: str) -> bool:

@@ -18,7 +18,7 @@ class Saturation(Plugin):
     reffile4ssb = REFPIX_ONLY
     summary = "saturation levels from the plateaus of flats that saturate"
     params = (
-        Param("flat_fraction", Float(minimum=0), 0.05,
+        Param("flat_fraction", Float(minimum=0, maximum=1), 0.05,
               "a group difference below this fraction of the early slope is flat"),
         Param("min_step", Float(minimum=0), 30.0, "DN: smallest difference of a rising ramp"),
         Param("min_plateau_groups", Int(minimum=1), 2, "groups a plateau needs"),

@@ -102,6 +102,7 @@ def _load_file(path: Path):
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
+        del sys.modules[name]         # a later discovery must fail the same way, not find nothing
         raise PluginError(f"{path}: cannot load the plug-in ({type(exc).__name__}: {exc})") from None
     return module
 

@@ -67,6 +67,8 @@ CASES = {
                  "first group of SCI is all zero"),
     "other_instrument": (_header_edit(lambda h: h[0].header.set("INSTRUME", "MIRI")),
                          "are MIRI exposures, but the configuration's instrument is NIRCAM"),
+    "ngroups_text": (_header_edit(lambda h: h[0].header.set("NGROUPS", "five")),
+                     "NGROUPS='five' must be whole numbers"),
 }
 
 
@@ -291,3 +293,105 @@ def test_a_pipeline_step_that_fails_for_one_file(sim, capsys, tmp_path):
     assert not list((rundir / "ssb").glob("moved_corner*.fits"))
     status = {r[0].split()[0] + (" final" if r[0].endswith("final") else ""): r[1] for r in rows}
     assert status["superbias final"] == "done"
+
+
+# ---- errors that came late or raw ----------------------------------------------
+
+def _both(sim, capsys, *args):
+    """(dry-run status, real status, the real run's output): they must agree."""
+    ds, cfg, tmp = sim
+    dry = cli.main(["--cfgfile", str(cfg), "--dry-run", *args])
+    capsys.readouterr()
+    real = cli.main(["--cfgfile", str(cfg), *args])
+    out = capsys.readouterr()
+    return dry, real, out.out + out.err
+
+
+def test_an_empty_list_file_is_an_error_in_a_dry_run_too(sim, capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n")
+    dry, real, text = _both(sim, capsys, "superbias", f"@{empty}")
+    assert dry == real == 2 and "names no file" in text
+    dry, real, text = _both(sim, capsys, "superbias", "@/dev/null")
+    assert dry == real == 2 and "names no file" in text and "does not exist" not in text
+
+
+def test_dangling_links_in_an_input_directory_are_named(sim, capsys, tmp_path):
+    ds, cfg, tmp = sim
+    d = tmp_path / "in"
+    d.mkdir()
+    for f in ds.files():
+        shutil.copy(f, d / f.name)
+    os.symlink(tmp_path / "gone_DARK_uncal.fits", d / "gone_DARK_uncal.fits")
+    os.symlink(d / "loop_DARK_uncal.fits", d / "loop_DARK_uncal.fits")
+    rc, text = _mkrefs(sim, capsys, "superbias", str(d))
+    assert rc == 0 and "Inputs: 2 files" in text
+    assert "gone_DARK_uncal.fits: a symbolic link to nothing" in text
+    assert "loop_DARK_uncal.fits: a symbolic link to nothing" in text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
+def test_an_unreadable_input_directory_is_named_as_such(sim, capsys, tmp_path):
+    d = tmp_path / "locked"
+    d.mkdir()
+    d.chmod(0)
+    try:
+        rc, text = _mkrefs(sim, capsys, "superbias", str(d))
+    finally:
+        d.chmod(0o755)
+    assert rc == 2 and "input directory cannot be read" in text and "outrootdir" not in text
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3", "two"])
+def test_a_number_of_jobs_below_one_is_refused(sim, capsys, jobs):
+    ds, cfg, tmp = sim
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--cfgfile", str(cfg), "--dry-run", "-j", jobs, "superbias",
+                  str(ds.outdir)])
+    assert exit_.value.code == 2 and "-j/--jobs" in capsys.readouterr().err
+
+
+def test_a_plugin_file_with_a_syntax_error_is_named_with_its_error(sim, capsys, tmp_path):
+    ds, cfg, tmp = sim
+    plug = tmp_path / "plug"
+    plug.mkdir()
+    (plug / "mkref_bad.py").write_text("from jwst_reffiles.plugins import Plugin\n"
+                                       "class Bad(Plugin:\n    pass\n")
+    mine = tmp_path / "plug.cfg"
+    mine.write_text(cfg.read_text() + f"reflabels: [bad]\nreftypes: [gain]\n"
+                    f"plugin_dirs: [{plug}]\nbad: {{reftype: gain, imtypes: D, ssbsteps: ''}}\n")
+    for dry in (["--dry-run"], []):
+        assert cli.main(["--cfgfile", str(mine), *dry, "bad", str(ds.outdir)]) == 2
+        err = capsys.readouterr().err
+        assert "mkref_bad.py: cannot load the plug-in (SyntaxError" in err, err
+        assert "no plug-in for reflabel" not in err
+
+
+@pytest.mark.parametrize("text, words", [
+    ("combine: {min_good_fraction: 7}\n", ["combine.min_good_fraction", "<= 1.0"]),
+    ("superbias: {combine: {combiner: nosuch}}\n", ["unknown combiner 'nosuch'"]),
+])
+def test_combine_settings_are_checked_before_any_work(sim, capsys, tmp_path, text, words):
+    ds, cfg, tmp = sim
+    mine = tmp_path / "c.cfg"
+    mine.write_text(cfg.read_text() + text)
+    for dry in (["--dry-run"], []):
+        assert cli.main(["--cfgfile", str(mine), *dry, "superbias", str(ds.outdir)]) == 2
+        err = capsys.readouterr().err
+        assert all(w in err for w in words), err
+
+
+def test_a_full_disk_while_planning_is_one_line(sim, capsys, monkeypatch, tmp_path):
+    import errno
+
+    from jwst_reffiles.pipeline import plan
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.fits"))
+    monkeypatch.setattr(plan, "refpix_only_mask", full)
+    ds, cfg, tmp = sim
+    assert cli.main(["--cfgfile", str(cfg), "-p", "output.outrootdir", str(tmp_path / "o"),
+                     "superbias", str(ds.outdir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("mkrefs: error:") == 1 and "No space left on device" in err
+    assert "Traceback" not in err
