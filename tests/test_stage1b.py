@@ -455,3 +455,17 @@ def test_a_shared_ssbdir_product_of_an_edited_raw_file_is_made_again(sim, tmp_pa
     assert cli.main(["-p", "output.runID", "2", "--verify-inputs"] + base +
                     [str(f) for f in files]) == 0
     assert "1 run(s) done" in capsys.readouterr().out
+
+
+def test_the_refpix_only_mask_is_the_size_of_the_exposures_subarray(sim, tmp_path):
+    cfg = config(tmp_path, sim, "a:dq_init")
+    cfg.data["reffile4ssb"] = {"default": str(sim.outdir / "reffiles" / "*.fits"),
+                               "mask": "REFPIX"}
+    plan = plan_pipeline(organise_inputs(cfg, "a", [str(sim.files()[0])]))
+    mask = Path(plan.runs[0].refs["mask"])
+    assert mask.name == "jwst_reffiles_refpix_only_nircam_nrca1_sub64p_mask.fits"
+    with fits.open(mask) as hdul:
+        assert hdul["DQ"].data.shape == (64, 64)
+        assert hdul[0].header["SUBARRAY"] == "SUB64P" and hdul[0].header["SUBSIZE1"] == 64
+        assert (hdul["DQ"].data[:4] > 0).all() and (hdul["DQ"].data[10:, 10:] == 0).all()
+    assert mask.stat().st_size < 100_000                  # not a 16 MB full frame

@@ -392,20 +392,30 @@ def _find_products(root: str, dirs, instrument: str, exclude: Path) -> list[Prod
 REFPIX_MASK = "REFPIX"
 
 
-def refpix_only_mask(instrument: str, detector: str, refdir, create: bool = True) -> Path:
-    """A full-frame MASK reference file flagging only the reference pixels.
+def refpix_only_mask(instrument: str, detector: str, refdir, create: bool = True,
+                     hdr: dict | None = None) -> Path:
+    """A MASK reference file flagging only the reference pixels, of the exposure's
+    subarray (``hdr``: SUBARRAY, SUBSTRT1/2, SUBSIZE1/2; full frame without).
 
     Inputs of a measurement that must see every pixel (bad pixel searches,
     darks) are calibrated with it: dq_init then flags the reference pixels,
     which the refpix step needs, and hides nothing else.  Made once per
-    instrument/detector in ``refdir`` (atomically; a name that does not change,
-    so that products made with it are recognised in later runs).
+    instrument, detector and subarray in ``refdir`` (atomically; a name that does
+    not change, so that products made with it are recognised in later runs).
     """
-    from ..detectors import reference_pixel_mask
+    from ..detectors import FULL_FRAME, reference_pixel_mask
     inst, det = str(instrument).upper(), str(detector).upper()
     if refdir is None:
         raise PlanError([f"reffile4ssb mask {REFPIX_MASK}: no directory to write it to"])
-    path = Path(refdir) / f"jwst_reffiles_refpix_only_{inst.lower()}_{det.lower()}_mask.fits"
+    ny_full, nx_full = FULL_FRAME[inst]
+    hdr = hdr or {}
+    name = str(hdr.get("SUBARRAY") or "FULL").upper()
+    x0, y0 = int(hdr.get("SUBSTRT1") or 1), int(hdr.get("SUBSTRT2") or 1)
+    nx, ny = int(hdr.get("SUBSIZE1") or nx_full), int(hdr.get("SUBSIZE2") or ny_full)
+    if (x0, y0, nx, ny) == (1, 1, nx_full, ny_full):
+        name = "FULL"
+    tag = "" if name == "FULL" else f"_{name.lower()}"
+    path = Path(refdir) / f"jwst_reffiles_refpix_only_{inst.lower()}_{det.lower()}{tag}_mask.fits"
     if path.is_file() or not create:      # not create: a dry run names it only
         return path
     import numpy as np
@@ -413,11 +423,11 @@ def refpix_only_mask(instrument: str, detector: str, refdir, create: bool = True
 
     from ..dq import dq_def_records, flag_value
     from ..reffile import _Sub, save_reference
-    ref = reference_pixel_mask(inst)
+    ref = reference_pixel_mask(inst, x0, y0, nx, ny)
     dq = np.where(ref, np.uint32(flag_value("REFERENCE_PIXEL")), np.uint32(0))
-    ny, nx = dq.shape
-    info = {"instrument": inst, "detector": det, "subarray": _Sub("FULL", 1, 1, nx, ny),
-            "readpatt": "ANY", "fastaxis": -1, "slowaxis": 2}
+    info = {"instrument": inst, "detector": det, "subarray": _Sub(name, x0, y0, nx, ny),
+            "readpatt": "ANY", "fastaxis": int(hdr.get("FASTAXIS", -1)),
+            "slowaxis": int(hdr.get("SLOWAXIS", 2))}
     save_reference(dm.MaskModel(dq=dq, dq_def=dq_def_records(dq)), path, reftype="MASK",
                    info=info, description="Reference pixels only (jwst_reffiles)",
                    history="Flags the reference pixels only, so that calibrated inputs "
@@ -454,7 +464,7 @@ class RefResolver:
                 raise PlanError([f"{where}: reffile4ssb gives {REFPIX_MASK} for {reftype}; "
                                  f"it is a value for the mask only"])
             return str(refpix_only_mask(instrument, hdr.get("DETECTOR", ""), self.refdir,
-                                        create=self.write))
+                                        create=self.write, hdr=hdr))
         if value.upper() == "SELF":
             path = self.self_refs.get(reftype)
             if path is None:
