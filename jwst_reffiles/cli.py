@@ -675,7 +675,8 @@ def _report(job, layout, state) -> int:
               file=sys.stderr)
     print()
     print(format_summary(job, logfile=layout.rundir / "mkrefs.log"))
-    bad = [t for t in job.graph if job.status.get(t.id) in ("failed", "skipped")]
+    from .execution.job import NOT_DONE
+    bad = [t for t in job.graph if job.status.get(t.id) in NOT_DONE]
     missing = [t.payload["reflabel"] for t in job.graph
                if t.stage == "final" and not job.result(t.id).get("ok")]
     if missing:

@@ -48,9 +48,10 @@ MODULE_KEYS = ("reftype", "imtypes", "ssbsteps")
 
 #: Optional keys of a module section that are not parameters of the module:
 #: reffile4ssb (its own pipeline reference files), ssbsave (steps after which
-#: the intermediate products are kept as well) and combine (its own stage-3
-#: settings, over the top-level combine section).
-MODULE_OPTIONAL_KEYS = ("reffile4ssb", "ssbsave", "combine")
+#: the intermediate products are kept as well), combine (its own stage-3
+#: settings, over the top-level combine section) and timeout (seconds one of its
+#: calls may take, over execution.task_timeout).
+MODULE_OPTIONAL_KEYS = ("reffile4ssb", "ssbsave", "combine", "timeout")
 
 #: Instruments (INSTRUME values) the configuration accepts.
 INSTRUMENTS = ("NIRCAM", "NIRSPEC", "NIRISS", "MIRI", "FGS")
@@ -116,6 +117,7 @@ SCHEMA: dict[str, Any] = {
         "memory_per_task_gib": Float(minimum=0.1),
         "dask_scheduler": Str(nullable=True),
         "force_redo": StrList(choices=("pipeline", "individual", "final", "all")),
+        "task_timeout": Float(nullable=True, minimum=1.0),
     },
     "reffile4ssb": StrMap(),
     "validation": StrMap(),
@@ -343,6 +345,11 @@ def _check_module(name, values, source, problems, origin, complete):
             out["reffile4ssb"] = StrMap().check(values["reffile4ssb"])
         except TypeError as exc:
             problems.append(f"{source}: key '{name}.reffile4ssb': {exc}")
+    if "timeout" in values:
+        try:
+            out["timeout"] = Float(nullable=True, minimum=1.0).check(values["timeout"])
+        except TypeError as exc:
+            problems.append(f"{source}: key '{name}.timeout': {exc}")
     if "ssbsave" in values:
         try:
             out["ssbsave"] = StrList().check(values["ssbsave"])

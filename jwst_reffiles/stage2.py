@@ -23,10 +23,13 @@ the run directory (by :func:`jwst_reffiles.execution.job.write_tables`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -128,6 +131,7 @@ def individual_tasks(s1, plan, plugins) -> list[dict]:
             tasks.append({
                 "kind": "individual", "reflabel": label, "reftype": section["reftype"],
                 "cmdID": grp.cmdID, "plugin": info.ref, "skip": "; ".join(skip),
+                "timeout": section.get("timeout") or cfg["execution"]["task_timeout"],
                 "final_part": grp.final_part(section["reftype"]),
                 "parameters": cfg.module_parameters(label), "images": images,
                 "output": str(layout.reffile_path(label, grp.cmdID, section["reftype"])),
@@ -199,6 +203,31 @@ def _failure(task, t0, exc) -> dict:
             "side_files": []}
 
 
+class TaskTimeout(Exception):
+    """A plug-in ran past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Raise TaskTimeout in this block after ``seconds`` (None: no limit).  Only in a
+    process's main thread (the inline and processes executors run tasks there); a
+    dask.distributed worker's task threads get no limit here."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TaskTimeout(f"timed out: the plug-in ran past its time limit of {seconds:g} s "
+                          f"(the module's 'timeout', or execution.task_timeout)")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_individual(task: dict) -> dict:
     """Run one plug-in call (never raises; see the module docstring)."""
     from .plugins.registry import load_plugin_class
@@ -206,8 +235,9 @@ def run_individual(task: dict) -> dict:
     final = Path(task["output"])
     try:
         cls = load_plugin_class(task["plugin"])
-        side = _write_in_private_dir(final, task["reftype"], lambda tmp: cls(
-            _images_table(task["images"]), str(tmp), task["parameters"]).run())
+        with time_limit(task.get("timeout")):
+            side = _write_in_private_dir(final, task["reftype"], lambda tmp: cls(
+                _images_table(task["images"]), str(tmp), task["parameters"]).run())
         stale = final.with_name(final.name + ".error.txt")
         if stale.exists():
             stale.unlink()
@@ -216,7 +246,10 @@ def run_individual(task: dict) -> dict:
     except BaseException as exc:       # a plug-in's own error, whatever it is
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return _failure(task, t0, exc)
+        result = _failure(task, t0, exc)
+        if isinstance(exc, TaskTimeout):
+            result.update(timed_out=True, error=str(exc))
+        return result
 
 
 # --------------------------------------------------------------------------

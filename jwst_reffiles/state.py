@@ -30,6 +30,7 @@ instead of racing the first.
 from __future__ import annotations
 
 import fcntl
+import logging
 import hashlib
 import json
 import os
@@ -41,6 +42,8 @@ from pathlib import Path
 from .io import file_checksum
 
 __all__ = ["RunState", "RunLocked", "file_checksum", "STATE_NAME"]
+
+log = logging.getLogger(__name__)
 
 STATE_NAME = "state.sqlite"
 LOCK_NAME = ".mkrefs.lock"
@@ -83,13 +86,37 @@ class RunState:
         self._lock_fd = None
         if lock:
             self._lock()
-        self.db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:     # not a database, or a damaged one
+            aside = self.path.with_name(f"{STATE_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(self.path) + suffix)
+                if part.exists():
+                    os.replace(part, Path(str(aside) + suffix))
+            self.moved_aside = aside
+            log.warning("the run state %s is unreadable (%s); moved aside as %s: this session "
+                        "starts a new one (pipeline products on disk are reused by their "
+                        "recorded checksums, the rest is made again)", self.path, exc,
+                        aside.name)
+            self._open()
         if "inode" not in {r[1] for r in self.db.execute("PRAGMA table_info(files)")}:
             self.db.execute("ALTER TABLE files ADD COLUMN inode INTEGER")   # older states
         self.session = None
+
+    moved_aside = None
+
+    def _open(self) -> None:
+        self.db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            if self.db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+        except sqlite3.DatabaseError:
+            self.db.close()
+            raise
 
     # -- locking --------------------------------------------------------------
     def _lock(self) -> None:

@@ -133,6 +133,64 @@ def _run_local(dsk, ids, on_start, on_done, get, **kw) -> dict[str, dict]:
     return results
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux), so that no
+    worker goes on writing products after mkrefs was killed (kill -9 included)."""
+    import ctypes
+    import signal
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):                    # not Linux: nothing to ask
+        pass
+
+
+def _run_processes(graph, ids, given, on_start, on_done, workers: int) -> dict[str, dict]:
+    """The processes executor: dask's multiprocessing scheduler in a pool of
+    ``workers`` processes that die with mkrefs.  A worker that dies (a plug-in's
+    os._exit, the OOM killer) breaks the pool: the tasks it was running are run
+    again one at a time in a new pool, so that only the one that kills its worker
+    fails; the rest go on in a new pool."""
+    import dask.multiprocessing
+    from dask.callbacks import Callback
+    results: dict[str, dict] = {}
+    remaining = list(ids)
+    alone: list[str] = []               # in flight when a pool broke: each on its own
+    while remaining:
+        batch = [alone.pop(0)] if alone else [t for t in remaining if t not in alone]
+        n = 1 if len(batch) == 1 else min(workers, len(batch))
+        started: list[str] = []
+
+        def pretask(key, dsk_, state):
+            started.append(key)
+            on_start(key)
+
+        def posttask(key, result, dsk_, state, worker_id):
+            results[key] = result
+            on_done(key, result)
+
+        dsk = _dask_graph(graph, batch, {**given, **results})
+        try:
+            with _kernel_threads_split(n), Callback(pretask=pretask, posttask=posttask):
+                dask.multiprocessing.get(dsk, batch, num_workers=n, optimize_graph=False,
+                                         chunksize=1, initializer=die_with_parent)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:        # a dead worker (BrokenProcessPool) and the like
+            in_flight = [t for t in started if t not in results]
+            log.error("a worker process died (%s: %s) running %s", type(exc).__name__, exc,
+                      ", ".join(graph[t].label for t in in_flight) or "no task",
+                      exc_info=True)
+            if len(batch) == 1 or len(in_flight) <= 1:
+                for t in in_flight or batch[:1]:
+                    results[t] = _worker_death(exc)
+                    on_done(t, results[t])
+            else:
+                alone.extend(t for t in in_flight if t not in alone)
+        remaining = [t for t in remaining if t not in results]
+    return results
+
+
 def _accepted_options(cls) -> set[str]:
     """Keyword arguments a dask-jobqueue cluster class (and its job class) takes."""
     import inspect
@@ -332,6 +390,7 @@ def _run_distributed(dsk, ids, on_start, on_done, jobs, address=None, batch=None
         for tid in ids:
             on_start(tid)
         by_key = {f.key: tid for f, tid in zip(futures, ids)}
+        rank = {f.key: i for i, f in enumerate(futures)}
         pending = set(futures)
         alone_since = None
         seen = {w.get("name") for w in client.scheduler_info().get("workers", {}).values()}
@@ -340,7 +399,7 @@ def _run_distributed(dsk, ids, on_start, on_done, jobs, address=None, batch=None
                 done, pending = wait(pending, timeout=5.0, return_when="FIRST_COMPLETED")
             except TimeoutError:        # nothing ended in 5 s: look at the workers
                 done = set()
-            for fut in done:
+            for fut in sorted(done, key=lambda f: rank[f.key]):     # in the graph's order
                 tid = by_key[fut.key]
                 try:
                     results[tid] = fut.result()
@@ -395,11 +454,6 @@ def run_graph(graph: TaskGraph, ids: list[str], given: dict[str, dict], executor
         if jobs <= 1:
             from dask.local import get_sync
             return _run_local(dsk, ids, on_start, on_done, get_sync)
-        import dask.multiprocessing
-        workers = min(jobs, len(ids))
-        with _kernel_threads_split(workers):
-            return _run_local(dsk, ids, on_start, on_done, dask.multiprocessing.get,
-                              num_workers=workers, optimize_graph=False,
-                              chunksize=1)   # one task per dispatch: tasks are long
+        return _run_processes(graph, ids, given, on_start, on_done, min(jobs, len(ids)))
     return _run_distributed(dsk, ids, on_start, on_done, jobs, address=dask_scheduler,
                             batch=batch)

@@ -33,7 +33,10 @@ from .tasks import build_graph
 log = logging.getLogger(__name__)
 
 __all__ = ["Job", "prepare", "execute", "self_references", "force_stages",
-           "format_summary"]
+           "format_summary", "NOT_DONE"]
+
+#: Task statuses that leave the run incomplete (exit status 1).
+NOT_DONE = ("failed", "skipped", "timed out", "interrupted")
 
 
 @dataclass
@@ -230,7 +233,7 @@ def execute(job: Job, executor: str = "processes", jobs: int = 1, progress: bool
             continue
         r = r or {}
         job.status[tid] = ("made" if r.get("ok") else "skipped" if r.get("skipped")
-                           else "failed")
+                           else "timed out" if r.get("timed_out") else "failed")
     log.info("tasks ran in %.1f s with the %s executor%s", time.perf_counter() - t0, executor,
              " (interrupted)" if interrupted else "")
     write_tables(job)
@@ -310,7 +313,7 @@ def format_summary(job: Job, logfile=None) -> str:
                          f"of {n} of {p['n_groups']} group(s))")
         else:
             lines.append(f"  {p['reflabel']:<20} NOT MADE: {r.get('error', 'not run')}")
-    problems = [t for t in g if job.status.get(t.id) in ("failed", "skipped", "interrupted")]
+    problems = [t for t in g if job.status.get(t.id) in NOT_DONE]
     if problems:
         lines.append("")
         lines.append("Not done:")

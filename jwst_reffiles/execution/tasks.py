@@ -41,14 +41,15 @@ def pipeline_node(payload: dict, deps: dict) -> dict:
     from ..pipeline.run import _execute_one
     run = payload["run"]
     outcome = _execute_one(run, Path(payload["ssbdir"]), payload["offline_env"],
-                           payload["logflag"], payload["errflag"])
+                           payload["logflag"], payload["errflag"], payload.get("timeout"))
     outputs = []
     if outcome.ok:
         for s in run.saves:
             outputs.append(str(s.dest))
             outputs.extend(str(p) for p in s.companions.values())
     return {"ok": outcome.ok, "seconds": outcome.seconds, "error": outcome.error,
-            "errorfile": outcome.errorfile, "outputs": outputs}
+            "errorfile": outcome.errorfile, "outputs": outputs,
+            "timed_out": outcome.error.startswith("timed out")}
 
 
 def individual_node(payload: dict, deps: dict) -> dict:
@@ -87,7 +88,8 @@ def _ref_files(run) -> list[str]:
     return sorted(str(v) for v in run.refs.values() if v not in ("CRDS", "N/A"))
 
 
-def pipeline_tasks(plan, logflag: bool, errflag: bool, offline_env: dict) -> list[Task]:
+def pipeline_tasks(plan, logflag: bool, errflag: bool, offline_env: dict,
+                   timeout: float | None = None) -> list[Task]:
     """One task per planned pipeline run."""
     from ..pipeline.steps import spec_name
     tasks = []
@@ -102,7 +104,7 @@ def pipeline_tasks(plan, logflag: bool, errflag: bool, offline_env: dict) -> lis
             label=f"pipeline {run.root} ({', '.join(spec_name(s) for s in run.to_run)})",
             func=pipeline_node,
             payload={"run": run, "ssbdir": str(plan.ssbdir), "offline_env": offline_env,
-                     "logflag": logflag, "errflag": errflag},
+                     "logflag": logflag, "errflag": errflag, "timeout": timeout},
             fp_data=fp, inputs=[str(run.input)] + _ref_files(run), outputs=outputs))
     return tasks
 
@@ -114,7 +116,8 @@ def build_graph(s1, plan, plugins: dict, combiners: dict, offline_env: dict) -> 
     from ..stage2 import individual_tasks
     graph = TaskGraph()
     out = s1.config["output"]
-    for task in pipeline_tasks(plan, out["ssblogFlag"], out["ssberrorlogFlag"], offline_env):
+    for task in pipeline_tasks(plan, out["ssblogFlag"], out["ssberrorlogFlag"], offline_env,
+                               s1.config["execution"]["task_timeout"]):
         graph.add(task)
     if plugins is None:          # a dry run without the plug-ins: the pipeline runs only
         return graph

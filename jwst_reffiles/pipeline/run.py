@@ -25,6 +25,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
+from ..execution.executors import die_with_parent
 from .offline import offline_environment
 from .plan import PipelinePlan, PipelineRun
 from .steps import spec_name
@@ -66,15 +67,19 @@ def _task(run: PipelineRun, workdir: Path) -> dict:
 
 
 def _execute_one(run: PipelineRun, ssbdir: Path, offline_env: dict, logflag: bool,
-                 errflag: bool) -> RunOutcome:
+                 errflag: bool, timeout: float | None = None) -> RunOutcome:
     t0 = time.perf_counter()
     try:
-        return _launch(run, ssbdir, offline_env, logflag, errflag, t0)
+        return _launch(run, ssbdir, offline_env, logflag, errflag, t0, timeout)
+    except subprocess.TimeoutExpired:
+        return RunOutcome(run, False, time.perf_counter() - t0,
+                          f"timed out: the pipeline run passed its time limit of {timeout:g} s "
+                          f"(execution.task_timeout); stopped")
     except Exception as exc:       # e.g. an unwritable ssbdir: recorded for this run
         return RunOutcome(run, False, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
 
 
-def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
+def _launch(run, ssbdir, offline_env, logflag, errflag, t0, timeout=None) -> RunOutcome:
     ssbdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".run-{run.root}-", dir=ssbdir))
     try:
@@ -89,9 +94,12 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0) -> RunOutcome:
         err_path = (deepest.with_name(deepest.name[:-5] + ".err.txt") if errflag
                     else workdir / "stderr.txt")
         with open(out_path, "w") as out, open(err_path, "w") as err:
+            # the run dies with its parent (no product renamed into ssbdir after mkrefs
+            # was killed); a run past its time limit is killed (TimeoutExpired)
             proc = subprocess.run([sys.executable, "-m", "jwst_reffiles.pipeline.worker",
                                    str(task_path)], stdout=out, stderr=err, env=env,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                                  timeout=timeout)
         result_path = workdir / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else None
         if proc.returncode == 0 and result and result.get("ok"):
