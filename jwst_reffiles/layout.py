@@ -55,8 +55,18 @@ class RunLayout:
     def reffile_name(self, reflabel: str, cmdID: str, reftype: str) -> str:
         return f"{self._stem(reflabel)}.{cmdID}.{reftype}.fits"
 
+    def inside(self, path: Path) -> Path:
+        """``path`` if it resolves inside the run directory; ValueError otherwise (a
+        name that leads out of the output tree is never written)."""
+        resolved = Path(os.path.abspath(path))
+        root = Path(os.path.abspath(self.rundir))
+        if resolved != root and root not in resolved.parents:
+            raise ValueError(f"{path} is outside the run directory {self.rundir}: refused")
+        return path
+
     def reffile_path(self, reflabel: str, cmdID: str, reftype: str) -> Path:
-        return self.reflabel_dir(reflabel) / self.reffile_name(reflabel, cmdID, reftype)
+        return self.inside(self.reflabel_dir(reflabel)
+                           / self.reffile_name(reflabel, cmdID, reftype))
 
     @property
     def final_dir(self) -> Path:
@@ -70,7 +80,7 @@ class RunLayout:
 
     def final_path(self, reflabel: str, reftype: str, part: str | None = None) -> Path:
         """A final reference file of a reflabel: <run directory>/final/<final_name>."""
-        return self.final_dir / self.final_name(reflabel, reftype, part)
+        return self.inside(self.final_dir / self.final_name(reflabel, reftype, part))
 
     @property
     def inputs_table(self) -> Path:
