@@ -15,7 +15,10 @@ from jwst_reffiles import cli
 from jwst_reffiles.dq import flag_value
 from jwst_reffiles.gain.gain import make_gain
 from jwst_reffiles.gain.photon_transfer import fit_ptc, ptc_levels
-from jwst_reffiles.linearity.linearity import fit_linearity, group_times, usable_groups
+from jwst_reffiles.linalg import solve_batched
+from jwst_reffiles.linearity.linearity import (fit_linearity, group_times, invert_forward,
+                                              jump_onset, usable_groups)
+from jwst_reffiles.stats import MAD_TO_SIGMA, nanmedian
 from jwst_reffiles.saturation.saturation import make_saturation, plateau_levels
 from jwst_reffiles.simulate import (frame_time, get_readout_pattern, get_subarray, make_truth,
                                     simulate_dataset, simulate_ramps)
@@ -257,3 +260,209 @@ def test_mkrefs_makes_gain_linearity_saturation_that_the_pipeline_uses(job, tmp_
         good = (ds.truth.defect_map()[SUB.slices()] == "") & (qe > 0)
         electrons = rate.data * ds.truth.cutout("gain", SUB)
         assert np.median(electrons[good] / (16000.0 * qe[good])) == pytest.approx(1.0, abs=0.02)
+
+
+# ---- the compiled fit against the numpy formulation it replaced -------------------
+
+def test_compiled_linearity_fit_equals_the_numpy_formulation():
+    """The Gauss-Newton accumulation is compiled (linearity._kernel): on a block of
+    simulated ramps of three illuminations and two lengths, with cosmic rays and
+    unusable groups, it gives the numpy formulation's coefficients to float precision."""
+    det_truth = make_truth("NRCA1", seed=8)
+    tframe = frame_time(det_truth.geometry, SUB, "RAPID")
+    rng = np.random.default_rng(4)
+    bias = det_truth.cutout("bias", SUB)
+    ramps, tlist, usable = [], [], []
+    for flux, ng in ((10000.0, 40), (14000.0, 30), (20000.0, 40)):
+        sim = simulate_ramps(det_truth, SUB, get_readout_pattern("RAPID"), ng, 2, tframe,
+                             flux=flux, rng=rng)
+        for i in range(2):
+            ramp = sim.data[i].astype(float) - bias
+            use, _ = usable_groups(ramp)
+            ramps.append(ramp), tlist.append(group_times(ng, 1, 0, tframe)), usable.append(use)
+    new = fit_linearity(ramps, tlist, usable, degree=5, model_degree=3)
+    ref = _fit_linearity_numpy(ramps, tlist, usable, degree=5, model_degree=3)
+    # (reference pixels see no light: their systems are degenerate, and which of them
+    # pass the conditioning test depends on the order of the sums; make_linearity
+    # leaves them uncorrected, their reach being nil)
+    science = ~det_truth.refpix[SUB.slices()]
+    assert np.array_equal(new[1][science], ref[1][science])       # the same pixels fitted
+    ok = ref[1] & science
+    assert ok[science].mean() > 0.9
+    np.testing.assert_allclose(new[2][ok], ref[2][ok], rtol=1e-9)  # reach
+    for k in range(2, 6):                                           # c2 .. c5
+        scale = np.abs(ref[0][k][ok]).max()
+        np.testing.assert_allclose(new[0][k][ok], ref[0][k][ok], rtol=1e-6,
+                                   atol=1e-9 * scale)
+
+
+def _fit_linearity_numpy(ramps, times, usable, degree: int = 5, model_degree: int = 3,
+                  scale: float | None = None, iterations: int = 8, tolerance: float = 1e-7,
+                  min_groups: int | None = None, min_ramps: int = 1):
+    """Fit the non-linearity of a block of pixels from several ramps.
+
+    Parameters
+    ----------
+    ramps : list of (ngroups_i, ny, nx) arrays, measured signal [DN] after
+        the superbias and reference-pixel corrections.
+    times : list of (ngroups_i,) group times [s] (only their ratios matter).
+    usable : list of (ngroups_i, ny, nx) bool: the values to fit.
+    degree : degree of the correction polynomial returned (c0 = 0, c1 = 1).
+    model_degree : degree of the forward model fitted, ``m = F(L) = L +
+        sum_{j=2..model_degree} beta_j L^j`` with ``L = r_i t + b_i`` per ramp.
+        The time of each group is exact and the noise (shot noise adding up
+        along the ramp) is on the measured side, so the model is fitted in
+        that direction (Gauss-Newton, the ramps' rates and offsets eliminated
+        ramp by ramp); regressing L on the noisy m instead would bias it.
+    scale : signal scale [DN] for the conditioning (default: the largest value).
+    iterations, tolerance : Gauss-Newton stops after ``iterations`` or when no
+        coefficient (in units of the scale) changes by more than ``tolerance``.
+    min_groups : usable groups a ramp needs to count (model_degree + 2).
+
+    Returns (coeffs (degree+1, ny, nx), fitted (ny, nx) bool, reach (ny, nx)):
+    the correction polynomial, where it could be fitted, and the largest
+    linearised signal it was fitted to [DN].
+    """
+    if degree < 2 or model_degree < 2:
+        raise ValueError(f"polynomial degrees must be >= 2, got {degree} and {model_degree}")
+    if not ramps:
+        raise ValueError("fit_linearity: no ramps")
+    shape = ramps[0].shape[1:]
+    min_groups = model_degree + 2 if min_groups is None else min_groups
+    if scale is None:
+        scale = max(float(np.nanmax(np.where(u, r, np.nan))) if u.any() else 0.0
+                    for r, u in zip(ramps, usable)) or 1.0
+    tmax = max(float(np.max(t)) for t in times)
+    npix = int(np.prod(shape))
+    xs, ws, ts, thetas = [], [], [], []
+    nramps = np.zeros(npix, np.int32)
+    for r, t, u in zip(ramps, times, usable):
+        r = np.asarray(r, np.float64).reshape(len(t), npix)
+        w = (np.asarray(u).reshape(len(t), npix) & np.isfinite(r)).astype(np.float64)
+        ok = w.sum(axis=0) >= min_groups
+        w *= ok[None]
+        x = np.where(w > 0, r / scale, 0.0)
+        tt = np.asarray(t, np.float64)[:, None] / tmax
+        # start: the straight line through the usable values
+        s0, s1, s2 = w.sum(0), (w * tt).sum(0), (w * tt * tt).sum(0)
+        a, b = (w * tt * x).sum(0), (w * x).sum(0)
+        det = np.where(ok, s0 * s2 - s1 * s1, 1.0)
+        det = np.where(det != 0, det, 1.0)
+        xs.append(x), ws.append(w), ts.append(tt)
+        thetas.append(np.stack([(s0 * a - s1 * b) / det, (s2 * b - s1 * a) / det], -1))
+        nramps += ok
+    q = model_degree - 1
+    beta = np.zeros((npix, q))
+    powers = np.arange(2, model_degree + 1)
+    for _ in range(iterations):
+        h = np.zeros((npix, q, q))
+        g = np.zeros((npix, q))
+        parts = []
+        for x, w, tt, theta in zip(xs, ws, ts, thetas):
+            lin = theta[None, :, 0] * tt + theta[None, :, 1]      # (G, P): L / scale
+            lp = np.stack([lin ** j for j in powers], axis=-1)    # (G, P, q)
+            dfdl = 1.0 + (np.stack([j * lin ** (j - 1) for j in powers], -1)
+                          * beta[None]).sum(-1)
+            res = w * (x - lin - (lp * beta[None]).sum(-1))
+            cols = [dfdl * tt, dfdl] + [lp[..., i] for i in range(q)]
+            k = len(cols)
+            m = np.empty((npix, k, k))
+            grad = np.empty((npix, k))
+            for i in range(k):
+                wc = w * cols[i]
+                grad[:, i] = np.einsum("gp,gp->p", cols[i], res)
+                for j in range(i, k):
+                    m[:, i, j] = m[:, j, i] = np.einsum("gp,gp->p", wc, cols[j])
+            a_, c_, b_ = m[:, :2, :2], m[:, :2, 2:], m[:, 2:, 2:]
+            det = a_[:, 0, 0] * a_[:, 1, 1] - a_[:, 0, 1] * a_[:, 1, 0]
+            good = np.abs(det) > 1e-300
+            det = np.where(good, det, 1.0)
+            ainv = np.stack([np.stack([a_[:, 1, 1], -a_[:, 0, 1]], -1),
+                             np.stack([-a_[:, 1, 0], a_[:, 0, 0]], -1)], -2) / det[:, None, None]
+            ainv = np.where(good[:, None, None], ainv, 0.0)
+            ac = ainv @ c_                                        # (P, 2, q)
+            h += b_ - np.swapaxes(c_, -1, -2) @ ac
+            g += grad[:, 2:] - (np.swapaxes(ac, -1, -2) @ grad[:, :2, None])[..., 0]
+            parts.append((ainv, grad[:, :2], c_))
+        dbeta, ok_b = solve_batched(h, g)
+        beta = beta + dbeta
+        done = float(np.max(np.abs(dbeta))) < tolerance if dbeta.size else True
+        for k, (ainv, gr, c_) in enumerate(parts):
+            thetas[k] = thetas[k] + (ainv @ (gr - (c_ @ dbeta[..., None])[..., 0])[..., None])[..., 0]
+        if done:
+            break
+    fitted = ok_b & (nramps >= min_ramps)
+    # reach: the largest linear signal fitted
+    reach = np.zeros(npix)
+    for w, tt, theta in zip(ws, ts, thetas):
+        lin = theta[None, :, 0] * tt + theta[None, :, 1]
+        reach = np.maximum(reach, np.where(w > 0, lin, 0.0).max(axis=0))
+    coeffs = invert_forward(beta.reshape(shape + (q,)), reach.reshape(shape), degree)
+    coeffs[2:] = coeffs[2:] * (scale ** (1.0 - np.arange(2, degree + 1)))[:, None, None]
+    fitted = fitted.reshape(shape)
+    coeffs[:, ~fitted] = 0.0
+    coeffs[1, ~fitted] = 1.0
+    return coeffs, fitted, reach.reshape(shape) * scale
+
+
+
+def _jump_onset_numpy(ramp, nsigma=6.0, window=2):
+    r = np.asarray(ramp, dtype=np.float64)
+    ng = r.shape[0]
+    d = np.diff(r, axis=0)
+    n = d.shape[0]
+    pad = np.pad(d, ((window, window), (0, 0), (0, 0)), mode="edge")
+    neigh = np.stack([pad[window + o: window + o + n] for o in range(-window, window + 1)
+                      if o != 0])
+    trend = nanmedian(neigh, axis=0)
+    resid = d - trend
+    mad = MAD_TO_SIGMA * nanmedian(np.abs(resid), axis=0)
+    with np.errstate(invalid="ignore"):
+        jump = resid > nsigma * np.maximum(mad, 1e-6)[None]
+    return np.where(jump.any(axis=0), np.argmax(jump, axis=0) + 1, ng)
+
+
+@pytest.mark.parametrize("ngroups", [2, 3, 8, 30])
+def test_compiled_jump_onset_equals_the_numpy_formulation(ngroups):
+    rng = np.random.default_rng(ngroups)
+    ramp = np.cumsum(rng.normal(100.0, 5.0, (ngroups, 40, 50)), axis=0)
+    hits = rng.random((40, 50)) < 0.2
+    where = rng.integers(1, ngroups, (40, 50))
+    for (y, x) in np.argwhere(hits):                      # cosmic rays
+        ramp[where[y, x]:, y, x] += rng.uniform(50.0, 500.0)
+    ramp[rng.random(ramp.shape) < 0.05] = np.nan            # unusable groups
+    ramp[:, :3, :3] = 7.0                                   # flat: a spread of 0
+    ramp[:, 5, :] = np.nan                                  # nothing usable
+    for nsigma, window in ((6.0, 2), (3.0, 1), (4.0, 3)):
+        assert np.array_equal(jump_onset(ramp, nsigma, window),
+                              _jump_onset_numpy(ramp, nsigma, window)), (nsigma, window)
+
+
+def _invert_forward_numpy(beta, reach, degree, npoints=64):
+    shape = beta.shape[:-1]
+    q = beta.shape[-1]
+    frac = np.linspace(1.0 / npoints, 1.0, npoints)[:, None, None]
+    lin = frac * np.maximum(reach, 1e-6)[None]
+    m = lin + sum(beta[..., j] * lin ** (j + 2) for j in range(q))
+    cols = np.stack([m ** j for j in range(2, degree + 1)], -1)
+    h = np.einsum("n...i,n...j->...ij", cols, cols)
+    gvec = np.einsum("n...i,n...->...i", cols, lin - m)
+    c, _ = solve_batched(h, gvec)
+    out = np.zeros((degree + 1,) + shape)
+    out[1] = 1.0
+    out[2:] = np.moveaxis(c, -1, 0)
+    return out
+
+
+@pytest.mark.parametrize("q, degree", [(2, 5), (1, 3), (3, 6)])
+def test_compiled_inversion_equals_the_numpy_formulation(q, degree):
+    rng = np.random.default_rng(q + degree)
+    beta = rng.normal(0.0, 0.05, (30, 40, q)) * 0.1 ** np.arange(q)
+    reach = rng.uniform(0.3, 1.0, (30, 40))
+    reach[0, :5] = 0.0                                      # nothing fitted
+    new, ref = invert_forward(beta, reach, degree), _invert_forward_numpy(beta, reach, degree)
+    # the polynomials agree over the range they are fitted on (their coefficients are
+    # as ill-conditioned as high powers on [0, reach] make them)
+    m = np.linspace(0.01, 1.0, 50)[:, None, None] * np.maximum(reach, 1e-6)
+    values = [sum(c[k] * m ** k for k in range(degree + 1)) for c in (new, ref)]
+    assert np.abs(values[0] - values[1]).max() <= 1e-10 * np.abs(values[1]).max()

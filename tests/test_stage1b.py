@@ -419,7 +419,7 @@ def test_the_refpix_only_mask_is_the_size_of_the_exposures_subarray(sim, tmp_pat
                                "mask": "REFPIX"}
     plan = plan_pipeline(organise_inputs(cfg, "a", [str(sim.files()[0])]))
     mask = Path(plan.runs[0].refs["mask"])
-    assert mask.name == "jwst_reffiles_refpix_only_nircam_nrca1_sub64p_mask.fits"
+    assert mask.name == "jwst_reffiles_refpix_only_nircam_nrca1_sub64p_1-1-64x64_mask.fits"
     with fits.open(mask) as hdul:
         assert hdul["DQ"].data.shape == (64, 64)
         assert hdul[0].header["SUBARRAY"] == "SUB64P" and hdul[0].header["SUBSIZE1"] == 64

@@ -39,7 +39,8 @@ from ..io import RampFile, check_consistent
 from ..reffile import crds_info_from_file, save_reference
 from ..saturation.saturation import plateau_levels
 from ..linalg import solve_batched
-from ..stats import MAD_TO_SIGMA, nanmedian
+from ..stats import MAD_TO_SIGMA, in_threads
+from . import _kernel
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,12 @@ def jump_onset(ramp: np.ndarray, nsigma: float = 6.0, window: int = 2) -> np.nda
     that local trend.  Non-finite values never make a jump.
     """
     r = np.asarray(ramp, dtype=np.float64)
-    ng = r.shape[0]
-    d = np.diff(r, axis=0)
-    n = d.shape[0]
-    pad = np.pad(d, ((window, window), (0, 0), (0, 0)), mode="edge")
-    neigh = np.stack([pad[window + o: window + o + n] for o in range(-window, window + 1)
-                      if o != 0])
-    trend = nanmedian(neigh, axis=0)
-    resid = d - trend
-    mad = MAD_TO_SIGMA * nanmedian(np.abs(resid), axis=0)
-    with np.errstate(invalid="ignore"):
-        jump = resid > nsigma * np.maximum(mad, 1e-6)[None]
-    first = np.where(jump.any(axis=0), np.argmax(jump, axis=0) + 1, ng)
-    return first
+    ng, shape = r.shape[0], r.shape[1:]
+    flat = np.ascontiguousarray(r.reshape(ng, -1))
+    first = np.empty(flat.shape[1], np.int64)
+    in_threads(lambda a0, a1: _kernel.jump_onset(flat, float(nsigma), int(window),
+                                                 MAD_TO_SIGMA, first, a0, a1), flat.shape[1])
+    return first.reshape(shape)
 
 
 def usable_groups(ramp: np.ndarray, max_fraction: float = 0.95, jump_sigma: float = 6.0,
@@ -127,11 +121,18 @@ def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
                     for r, u in zip(ramps, usable)) or 1.0
     tmax = max(float(np.max(t)) for t in times)
     npix = int(np.prod(shape))
-    xs, ws, ts, thetas = [], [], [], []
+    nr, gmax = len(ramps), max(len(t) for t in times)
+    # every ramp's values in one (R, G, P) block; a ramp with fewer groups is padded
+    # with weight 0
+    xs = np.zeros((npix, nr, gmax))         # each pixel's values together (the kernel's order)
+    ws = np.zeros((npix, nr, gmax))
+    ts = np.zeros((nr, gmax))
+    thetas = np.zeros((npix, nr, 2))
     nramps = np.zeros(npix, np.int32)
-    for r, t, u in zip(ramps, times, usable):
-        r = np.asarray(r, np.float64).reshape(len(t), npix)
-        w = (np.asarray(u).reshape(len(t), npix) & np.isfinite(r)).astype(np.float64)
+    for i, (r, t, u) in enumerate(zip(ramps, times, usable)):
+        ng = len(t)
+        r = np.asarray(r, np.float64).reshape(ng, npix)
+        w = (np.asarray(u).reshape(ng, npix) & np.isfinite(r)).astype(np.float64)
         ok = w.sum(axis=0) >= min_groups
         w *= ok[None]
         x = np.where(w > 0, r / scale, 0.0)
@@ -141,55 +142,31 @@ def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
         a, b = (w * tt * x).sum(0), (w * x).sum(0)
         det = np.where(ok, s0 * s2 - s1 * s1, 1.0)
         det = np.where(det != 0, det, 1.0)
-        xs.append(x), ws.append(w), ts.append(tt)
-        thetas.append(np.stack([(s0 * a - s1 * b) / det, (s2 * b - s1 * a) / det], -1))
+        xs[:, i, :ng], ws[:, i, :ng], ts[i, :ng] = x.T, w.T, tt[:, 0]
+        thetas[:, i] = np.stack([(s0 * a - s1 * b) / det, (s2 * b - s1 * a) / det], -1)
         nramps += ok
     q = model_degree - 1
     beta = np.zeros((npix, q))
-    powers = np.arange(2, model_degree + 1)
+    h, g = np.zeros((npix, q, q)), np.zeros((npix, q))
+    ainv, gth = np.zeros((npix, nr, 2, 2)), np.zeros((npix, nr, 2))
+    cmat = np.zeros((npix, nr, 2, q))
+    ok_b = np.zeros(npix, bool)
     for _ in range(iterations):
-        h = np.zeros((npix, q, q))
-        g = np.zeros((npix, q))
-        parts = []
-        for x, w, tt, theta in zip(xs, ws, ts, thetas):
-            lin = theta[None, :, 0] * tt + theta[None, :, 1]      # (G, P): L / scale
-            lp = np.stack([lin ** j for j in powers], axis=-1)    # (G, P, q)
-            dfdl = 1.0 + (np.stack([j * lin ** (j - 1) for j in powers], -1)
-                          * beta[None]).sum(-1)
-            res = w * (x - lin - (lp * beta[None]).sum(-1))
-            cols = [dfdl * tt, dfdl] + [lp[..., i] for i in range(q)]
-            k = len(cols)
-            m = np.empty((npix, k, k))
-            grad = np.empty((npix, k))
-            for i in range(k):
-                wc = w * cols[i]
-                grad[:, i] = np.einsum("gp,gp->p", cols[i], res)
-                for j in range(i, k):
-                    m[:, i, j] = m[:, j, i] = np.einsum("gp,gp->p", wc, cols[j])
-            a_, c_, b_ = m[:, :2, :2], m[:, :2, 2:], m[:, 2:, 2:]
-            det = a_[:, 0, 0] * a_[:, 1, 1] - a_[:, 0, 1] * a_[:, 1, 0]
-            good = np.abs(det) > 1e-300
-            det = np.where(good, det, 1.0)
-            ainv = np.stack([np.stack([a_[:, 1, 1], -a_[:, 0, 1]], -1),
-                             np.stack([-a_[:, 1, 0], a_[:, 0, 0]], -1)], -2) / det[:, None, None]
-            ainv = np.where(good[:, None, None], ainv, 0.0)
-            ac = ainv @ c_                                        # (P, 2, q)
-            h += b_ - np.swapaxes(c_, -1, -2) @ ac
-            g += grad[:, 2:] - (np.swapaxes(ac, -1, -2) @ grad[:, :2, None])[..., 0]
-            parts.append((ainv, grad[:, :2], c_))
+        # each pixel's normal equations summed over its groups, the ramps' parameters
+        # eliminated (compiled, in threads); the reduced systems solved as one batch
+        in_threads(lambda a0, a1: _kernel.accumulate(xs, ws, ts, thetas, beta, a0, a1, h, g,
+                                                       ainv, gth, cmat), npix)
         dbeta, ok_b = solve_batched(h, g)
         beta = beta + dbeta
         done = float(np.max(np.abs(dbeta))) < tolerance if dbeta.size else True
-        for k, (ainv, gr, c_) in enumerate(parts):
-            thetas[k] = thetas[k] + (ainv @ (gr - (c_ @ dbeta[..., None])[..., 0])[..., None])[..., 0]
+        in_threads(lambda a0, a1: _kernel.update_theta(thetas, ainv, gth, cmat, dbeta, a0, a1),
+                   npix)
         if done:
             break
     fitted = ok_b & (nramps >= min_ramps)
     # reach: the largest linear signal fitted
-    reach = np.zeros(npix)
-    for w, tt, theta in zip(ws, ts, thetas):
-        lin = theta[None, :, 0] * tt + theta[None, :, 1]
-        reach = np.maximum(reach, np.where(w > 0, lin, 0.0).max(axis=0))
+    lin = thetas[:, :, 0:1] * ts[None] + thetas[:, :, 1:2]            # (P, R, G)
+    reach = np.where(ws > 0, lin, 0.0).reshape(npix, -1).max(axis=1)
     coeffs = invert_forward(beta.reshape(shape + (q,)), reach.reshape(shape), degree)
     coeffs[2:] = coeffs[2:] * (scale ** (1.0 - np.arange(2, degree + 1)))[:, None, None]
     fitted = fitted.reshape(shape)
@@ -204,13 +181,14 @@ def invert_forward(beta: np.ndarray, reach: np.ndarray, degree: int,
     model ``m = L + sum_j beta_j L^j`` (``beta`` (ny, nx, q)), least squares on
     ``0 < L <= reach`` (scaled units in, scaled units out)."""
     shape = beta.shape[:-1]
-    q = beta.shape[-1]
-    frac = np.linspace(1.0 / npoints, 1.0, npoints)[:, None, None]
-    lin = frac * np.maximum(reach, 1e-6)[None]                    # (N, ny, nx)
-    m = lin + sum(beta[..., j] * lin ** (j + 2) for j in range(q))
-    cols = np.stack([m ** j for j in range(2, degree + 1)], -1)   # (N, ny, nx, p)
-    h = np.einsum("n...i,n...j->...ij", cols, cols)
-    gvec = np.einsum("n...i,n...->...i", cols, lin - m)
+    q, p = beta.shape[-1], degree - 1
+    flat_beta = np.ascontiguousarray(beta.reshape(-1, q), dtype=np.float64)
+    flat_reach = np.ascontiguousarray(np.asarray(reach, np.float64).reshape(-1))
+    n = flat_reach.size
+    h, gvec = np.zeros((n, p, p)), np.zeros((n, p))
+    in_threads(lambda a0, a1: _kernel.inversion_system(flat_beta, flat_reach, int(npoints),
+                                                       int(degree), a0, a1, h, gvec), n)
+    h, gvec = h.reshape(shape + (p, p)), gvec.reshape(shape + (p,))
     c, _ = solve_batched(h, gvec)
     out = np.zeros((degree + 1,) + shape)
     out[1] = 1.0

@@ -414,7 +414,8 @@ def refpix_only_mask(instrument: str, detector: str, refdir, create: bool = True
     nx, ny = int(hdr.get("SUBSIZE1") or nx_full), int(hdr.get("SUBSIZE2") or ny_full)
     if (x0, y0, nx, ny) == (1, 1, nx_full, ny_full):
         name = "FULL"
-    tag = "" if name == "FULL" else f"_{name.lower()}"
+    # the corner and size are in the name: two files may call different windows SUB64P
+    tag = "" if name == "FULL" else f"_{name.lower()}_{x0}-{y0}-{nx}x{ny}"
     path = Path(refdir) / f"jwst_reffiles_refpix_only_{inst.lower()}_{det.lower()}{tag}_mask.fits"
     if path.is_file() or not create:      # not create: a dry run names it only
         return path
