@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["accumulate", "update_theta", "jump_onset", "inversion_system"]
+__all__ = ["pack_ramp", "accumulate", "update_theta", "jump_onset", "inversion_system"]
 
 
 @njit(cache=True, nogil=True)
@@ -268,3 +268,39 @@ def inversion_system(beta, reach, npoints, degree, a0, a1, h, g):
         for a in range(p):
             for b in range(a + 1, p):
                 h[i, b, a] = h[i, a, b]
+
+
+@njit(cache=True, nogil=True)
+def pack_ramp(r, u, tt, scale, min_groups, i, xs, ws, thetas, nramps, a0, a1):
+    """Ramp ``i`` of pixels ``a0:a1`` into the fit's block: ``r`` (G, P) signal and ``u``
+    (G, P) usable groups to ``xs``/``ws`` (P, R, G) (scaled values, weights 1 where
+    usable and finite; none where fewer than ``min_groups``), the starting (rate,
+    offset) of the straight line through them to ``thetas`` (P, R, 2), the ramps a
+    pixel has to ``nramps``."""
+    G = r.shape[0]
+    for p in range(a0, a1):
+        n = 0
+        for g in range(G):
+            if u[g, p] and np.isfinite(r[g, p]):
+                n += 1
+        ok = n >= min_groups
+        s0 = s1 = s2 = sa = sb = 0.0
+        for g in range(G):
+            use = ok and u[g, p] and np.isfinite(r[g, p])
+            w = 1.0 if use else 0.0
+            x = r[g, p] / scale if use else 0.0
+            t = tt[g]
+            xs[p, i, g] = x
+            ws[p, i, g] = w
+            s0 += w
+            s1 += w * t
+            s2 += w * t * t
+            sa += w * t * x
+            sb += w * x
+        det = s0 * s2 - s1 * s1 if ok else 1.0
+        if det == 0.0:
+            det = 1.0
+        thetas[p, i, 0] = (s0 * sa - s1 * sb) / det
+        thetas[p, i, 1] = (s2 * sb - s1 * sa) / det
+        if ok:
+            nramps[p] += 1

@@ -131,20 +131,14 @@ def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
     nramps = np.zeros(npix, np.int32)
     for i, (r, t, u) in enumerate(zip(ramps, times, usable)):
         ng = len(t)
+        ts[i, :ng] = np.asarray(t, np.float64) / tmax
         r = np.asarray(r, np.float64).reshape(ng, npix)
-        w = (np.asarray(u).reshape(ng, npix) & np.isfinite(r)).astype(np.float64)
-        ok = w.sum(axis=0) >= min_groups
-        w *= ok[None]
-        x = np.where(w > 0, r / scale, 0.0)
-        tt = np.asarray(t, np.float64)[:, None] / tmax
-        # start: the straight line through the usable values
-        s0, s1, s2 = w.sum(0), (w * tt).sum(0), (w * tt * tt).sum(0)
-        a, b = (w * tt * x).sum(0), (w * x).sum(0)
-        det = np.where(ok, s0 * s2 - s1 * s1, 1.0)
-        det = np.where(det != 0, det, 1.0)
-        xs[:, i, :ng], ws[:, i, :ng], ts[i, :ng] = x.T, w.T, tt[:, 0]
-        thetas[:, i] = np.stack([(s0 * a - s1 * b) / det, (s2 * b - s1 * a) / det], -1)
-        nramps += ok
+        u = np.asarray(u, bool).reshape(ng, npix)
+        # each pixel's usable values (scaled) and weights into the block, and the start:
+        # the straight line through them (compiled, in threads)
+        in_threads(lambda a0, a1: _kernel.pack_ramp(r, u, ts[i, :ng], float(scale),
+                                                     int(min_groups), i, xs, ws, thetas,
+                                                     nramps, a0, a1), npix)
     q = model_degree - 1
     beta = np.zeros((npix, q))
     h, g = np.zeros((npix, q, q)), np.zeros((npix, q))
