@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DIR  ?= demo_output
 BENCH_DIR ?= bench_output
 
-.PHONY: demo test bench install clean constraints
+.PHONY: demo test bench install clean constraints parity predecessor
 
 install: $(STAMP)
 
@@ -23,6 +23,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest --basetemp=$(CURDIR)/.pytest_basetemp tests
 
+# The predecessor (jwst-reffiles 1.0.1) in a virtualenv of its own (it imports as
+# jwst_reffiles too); with it, `make test` runs the parity harness (tests/parity).
+PRED_VENV  := .venv-predecessor
+PRED_STAMP := $(PRED_VENV)/.installed
+
+predecessor: $(PRED_STAMP)
+
+$(PRED_STAMP): constraints.txt
+	@test -x $(PRED_VENV)/bin/python || $(PYTHON) -m venv $(PRED_VENV)
+	$(PRED_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PRED_VENV)/bin/python -m pip install --quiet -c constraints.txt jwst-reffiles==1.0.1
+	@touch $(PRED_STAMP)
+
+parity: $(STAMP) $(PRED_STAMP)
+	$(BIN)/python -m pytest --basetemp=$(CURDIR)/.pytest_basetemp/parity tests/parity
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --outdir $(BENCH_DIR)
 
@@ -31,4 +47,4 @@ constraints: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(PRED_VENV) $(DEMO_DIR) $(BENCH_DIR) .pytest_cache *.egg-info

@@ -203,10 +203,13 @@ def get_crds_info(filename, subarray=None, readpatt=None):
     """(instrument, detector, subarray, readpatt, fastaxis, slowaxis, substrt1, substrt2).
 
     The tuple the documented ``get_crds_info`` functions of the algorithm
-    modules return; 'none' strings count as None.
+    modules return; 'none' strings count as None; subarray None: the file's,
+    readpatt None: 'ANY' (as documented).
     """
     from .utils import none_check
-    info = crds_info_from_file(filename, none_check(subarray), none_check(readpatt))
+    readpatt = none_check(readpatt)
+    info = crds_info_from_file(filename, none_check(subarray),
+                               "ANY" if readpatt is None else readpatt)
     sub = info["subarray"]
     return (info["instrument"], info["detector"], sub.name, info["readpatt"],
             info["fastaxis"], info["slowaxis"], sub.xstart, sub.ystart)

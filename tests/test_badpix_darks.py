@@ -188,9 +188,11 @@ def _composed_integration(ramp, gdq, slope, pedestal, noise, ref, acc, high_file
     saturated = (gdq & sat_bit) > 0
     g1 = min(1, saturated.shape[0] - 1)
     med, mad = bd.robust_stats(ramp[g1])
-    acc["sat_count"] += saturated[g1] & (ramp[g1] > med + 20 * max(mad, 1.0))
     last_med, last_sig = bd.robust_stats(ramp[-1])
-    acc["bright_count"] += ramp[-1] > last_med + 20 * max(last_sig, 1.0) + 1000
+    bright = ramp[-1] > last_med + 20 * max(last_sig, 1.0) + 1000
+    early_sat = saturated.any(axis=0) & ((~saturated).sum(axis=0) < 3) & bright
+    acc["sat_count"] += (saturated[g1] & (ramp[g1] > med + 20 * max(mad, 1.0))) | early_sat
+    acc["bright_count"] += bright
     unsat_ok = (~saturated).sum(axis=0) >= 3
     never_sat = ~saturated.any(axis=0)
     dev = bd.pedestal_deviation(pedestal, mask=ref)
@@ -200,7 +202,7 @@ def _composed_integration(ramp, gdq, slope, pedestal, noise, ref, acc, high_file
     acc["ped_n"] += never_sat
     acc["ped_high_sum"][hi] += dev[hi]
     acc["ped_high_sq"][hi] += dev[hi] ** 2
-    high, prc = bd.find_pix_with_many_jumps(jumps, max_jump_limit, ratio, early)
+    high, prc = bd._many_jumps(jumps, max_jump_limit, ratio, early)
     high_file |= high.astype(bool)
     rc_ints += prc.astype(bool)
     clean, iclean = bd.slopes_not_cr(slope, njump)
@@ -296,10 +298,10 @@ def test_pedestal_is_judged_against_the_level_expected_for_the_dark_rate():
     rate[7, 7] = 5000.0                                # hot: outside the fit
     ped = -0.7 * rate - 0.7 + rng.normal(0, 0.3, rate.shape)
     ped[20, 20] += 10.0                                # reset decay
-    raw_high, _ = bd.pedestal_stats(ped, 5)
+    raw_high, _ = bd._pedestal_outliers(ped, 5)
     assert raw_high[5, 5]                              # the symptom
     res = bd.pedestal_residual(ped, rate)
-    high, low = bd.pedestal_stats(res, 5)
+    high, low = bd._pedestal_outliers(res, 5)
     assert not high[5, 5] and high[20, 20] and abs(res[5, 5]) < 1.5
     # nothing else among the ordinary pixels (a hot pixel's pedestal, far off
     # the fitted range, is not judged: find_bad_pix calls it HOT)

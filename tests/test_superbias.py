@@ -24,7 +24,9 @@ def darks(tmp_path_factory):
 @pytest.fixture(scope="module")
 def made(darks, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "superbias.fits"
-    bias, err, dq = sb.make_superbias(darks.files(), outfile=out, plot=True, save_filled=True)
+    bias = sb.make_superbias(darks.files(), outfile=out, plot=True, save_filled=True)
+    with dm.SuperBiasModel(str(out)) as model:      # the error and DQ as saved
+        err, dq = model.err.copy(), model.dq.copy()
     return out, bias, err, dq
 
 

@@ -25,14 +25,22 @@ __all__ = ["bad_pixels", "create_output_filename", "instrument_info", "save_fina
 
 
 def create_output_filename(inst_name, det_name):
-    """Default file name of a bad pixel mask for an instrument and detector."""
-    return f"{inst_name.lower()}_{det_name.lower()}_jwst_reffiles_mask.fits"
+    """Default path of a bad pixel mask: ``<cwd>/<inst>_<det>_<time>_badpix_mask.fits``
+    (as documented; the time as YYYY-MM-DDTHH-MM-SS.ffffff, no spaces or colons)."""
+    import datetime
+    import os
+    now = datetime.datetime.now().strftime("%Y-%m-%dT%H-%M-%S.%f")
+    return os.path.join(os.getcwd(), f"{inst_name}_{det_name}_{now}_badpix_mask.fits")
 
 
 def instrument_info(filename):
-    """(INSTRUME, DETECTOR) of a file."""
+    """(instrument, detector) of a file, lower case (as documented); KeyError naming
+    the file and the keyword it lacks."""
     hdr = fits.getheader(filename, 0)
-    return hdr["INSTRUME"], hdr["DETECTOR"]
+    for key in ("INSTRUME", "DETECTOR"):
+        if key not in hdr:
+            raise KeyError(f"expecting {key} in the primary header of {filename}")
+    return str(hdr["INSTRUME"]).lower(), str(hdr["DETECTOR"]).lower()
 
 
 def save_final_map(bad_pix_map, instrument, detector, hdulist, files, author, description,
@@ -59,7 +67,7 @@ def bad_pixels(flat_slope_files=None, dead_search=True, low_qe_and_open_search=T
                jump_ratio_threshold=5, early_cutoff_fraction=0.25, pedestal_sigma_threshold=5,
                rc_fraction_threshold=0.8, low_pedestal_fraction=0.8, high_cr_fraction=0.8,
                flag_values=None, dark_do_not_use=None, plot=False,
-               output_file="./test_bpm.fits", author="jwst_reffiles",
+               output_file=None, author="jwst_reffiles",
                description="A bad pix mask", pedigree="GROUND",
                useafter="2019-04-01 00:00:00", history="", quality_check=False,
                hot_threshold=None):
@@ -71,9 +79,9 @@ def bad_pixels(flat_slope_files=None, dead_search=True, low_qe_and_open_search=T
     if not flat_slope_files and not dark_slope_files:
         raise ValueError("bad_pixels: give flat_slope_files, dark_slope_files or both")
     files = [str(f) for f in (flat_slope_files or [])] + [str(f) for f in (dark_slope_files or [])]
-    instrument, detector = instrument_info(files[0])
+    instrument, detector = (v.upper() for v in instrument_info(files[0]))
     if output_file is None:
-        output_file = create_output_filename(instrument, detector)
+        output_file = create_output_filename(instrument.lower(), detector.lower())
     badpix_from_flats.crds_input_checks(author, description, pedigree, useafter)
     maps = []
     if flat_slope_files:

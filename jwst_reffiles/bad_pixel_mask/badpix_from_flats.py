@@ -39,7 +39,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from ..detectors import reference_pixel_mask
-from ..dq import PIXEL, dq_def_records, flag_value
+from ..dq import PIXEL, flag_value
 from ..reffile import save_mask
 from ..stats import image_stats as _image_stats
 from ..stats import ROBUST_MAX_VALUES, stack_stats
@@ -71,28 +71,43 @@ MIRI_SHORTED_COLUMNS: tuple[int, ...] = (384, 385)
 
 # ---- pure array functions ---------------------------------------------------
 
-def extract_10th_group(data):
-    """The 10th group (index 9) of each integration of ramps (nints, ngroups, y, x)."""
+def _ramps(hdu_list):
+    """(name, SCI ramps (nints, ngroups, y, x)) of an HDUList (the documented input)
+    or of an array of ramps."""
+    from astropy.io import fits as _fits
+    if isinstance(hdu_list, _fits.HDUList):
+        name, data = hdu_list[0].header.get("FILENAME", "the input"), hdu_list["SCI"].data
+    else:
+        name, data = "the input", hdu_list
     data = np.asarray(data)
-    if data.ndim == 3:
-        data = data[None]
+    return name, data if data.ndim == 4 else data[None]
+
+
+def extract_10th_group(hdu_list):
+    """The 10th group (index 9) of each integration, (nints, y, x), of an HDUList's SCI
+    ramps (or of an array of ramps), in their own type."""
+    name, data = _ramps(hdu_list)
     if data.shape[1] < 10:
-        raise ValueError(f"ramps with {data.shape[1]} groups have no 10th group")
-    return data[:, 9].astype(np.float64)
+        raise ValueError(f"Input file {name} has fewer than 10 groups ({data.shape[1]})")
+    return data[:, 9]
 
 
-def average_last4groups(data):
-    """Mean of the last four groups of each integration of ramps (nints, ngroups, y, x)."""
-    data = np.asarray(data, dtype=np.float64)
-    if data.ndim == 3:
-        data = data[None]
-    return data[:, -4:].mean(axis=1)
+def average_last4groups(hdu_list):
+    """The mean of the last four groups over every integration, (1, y, x) float64, of
+    an HDUList's SCI ramps (or of an array of ramps): the signal near the ramp's top
+    that the dead pixels' flux check compares with ``flux_check``."""
+    name, data = _ramps(hdu_list)
+    if data.shape[1] < 4:
+        raise ValueError(f"Input file {name} has fewer than 4 groups ({data.shape[1]})")
+    return data[:, -4:].astype(np.float64).mean(axis=(0, 1))[None]
 
 
 def mean_stdev_images(data, sigma=3.0):
     """Sigma-clipped mean and standard deviation images through a stack."""
-    st = stack_stats(np.asarray(data), sigma=sigma, maxiters=5)
-    return st.mean, st.std
+    data = np.asarray(data)
+    st = stack_stats(data, sigma=sigma, maxiters=5)
+    kind = data.dtype if data.dtype.kind == "f" else np.float64
+    return st.mean.astype(kind, copy=False), st.std.astype(kind, copy=False)
 
 
 def image_stats(image, sigma=3.0, mask=None, max_values=None):
@@ -100,28 +115,34 @@ def image_stats(image, sigma=3.0, mask=None, max_values=None):
     ``max_values``: as :func:`jwst_reffiles.stats.image_stats` (None: every pixel)."""
     mean, _, std = _image_stats(image, sigma=sigma, maxiters=5, mask=mask,
                                 max_values=max_values)
-    return mean, std
+    return np.float64(mean), np.float64(std)
 
 
 def smooth(data, box_width=15, type="Box2D"):
-    """Smoothed image: box mean ('Box2D') or median ('median') in a box_width box.
-
-    NaN pixels are ignored (the mean is over the valid pixels of each box, also
-    at the edges), so masking reference or bad pixels as NaN keeps them out.
-    """
+    """The image smoothed by a ``box_width`` box (``type`` 'Box2D': the mean of the
+    finite values, beyond the edges the image's median, as astropy's ``convolve``
+    with a ``Box2DKernel``, boundary 'fill' and NaN interpolation) or median filter
+    (``type`` 'Median', edges reflected; NaN taken as the median)."""
     from scipy import ndimage
     data = np.asarray(data, dtype=np.float64)
     width = int(box_width)
     valid = np.isfinite(data)
+    fill = np.nanmedian(data)
     if str(type).lower() == "box2d":
-        filled = np.where(valid, data, 0.0)
-        num = ndimage.uniform_filter(filled, width, mode="constant", cval=0.0)
-        den = ndimage.uniform_filter(valid.astype(np.float64), width, mode="constant", cval=0.0)
+        if width % 2 == 0:          # astropy's even box has fractional edges: its own
+            from astropy.convolution import Box2DKernel, convolve
+            return convolve(data, Box2DKernel(width), boundary="fill", fill_value=fill,
+                            nan_treatment="interpolate")
+        half = width // 2
+        padded = np.pad(np.where(valid, data, 0.0), half, constant_values=fill)
+        weight = np.pad(valid.astype(np.float64), half, constant_values=1.0)
+        num = ndimage.uniform_filter(padded, width, mode="constant", cval=0.0)
+        den = ndimage.uniform_filter(weight, width, mode="constant", cval=0.0)
+        inner = (slice(half, half + data.shape[0]), slice(half, half + data.shape[1]))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return num / den
+            return num[inner] / den[inner]
     if str(type).lower() == "median":
-        filled = np.where(valid, data, np.nanmedian(data))
-        return ndimage.median_filter(filled, size=width, mode="nearest")
+        return ndimage.median_filter(np.where(valid, data, fill), size=width, mode="reflect")
     raise ValueError(f"smoothing_type must be 'Box2D' or 'median', got {type!r}")
 
 
@@ -141,25 +162,30 @@ def fit_surface(data, deg):
 def dead_pixels_sigma_rate(rate_image, mean_rate, stdev_rate, sigma=5.0):
     """1 where the normalised rate is more than ``sigma`` stdevs below the mean."""
     with np.errstate(invalid="ignore"):
-        return (np.asarray(rate_image) < mean_rate - sigma * stdev_rate).astype(np.uint8)
+        return (np.asarray(rate_image) < mean_rate - sigma * stdev_rate).astype(int)
 
 
 def dead_pixels_absolute_rate(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NORM_SIGNAL):
     """1 where the normalised rate is below ``max_dead_signal``."""
     with np.errstate(invalid="ignore"):
-        return (np.asarray(rate_image) < max_dead_signal).astype(np.uint8)
+        return (np.asarray(rate_image) < max_dead_signal).astype(int)
 
 
 def dead_pixels_flux_check(dead_pix_map, ave_group, flux_check):
-    """The dead map without pixels whose raw signal (last 4 groups) exceeds flux_check."""
-    clean = np.asarray(dead_pix_map).copy()
-    clean[np.asarray(ave_group) > flux_check] = 0
-    return clean
+    """The dead pixels (1) whose signal ``ave_group`` (an image, or a stack averaged
+    through its first axis) stays under ``flux_check``: a pixel that collects as much
+    is no dead pixel."""
+    ave = np.asarray(ave_group, dtype=np.float64)
+    if ave.ndim == 3:
+        ave = ave.mean(axis=0)
+    with np.errstate(invalid="ignore"):
+        return ((np.asarray(dead_pix_map) == 1) & (ave < flux_check)).astype(int)
 
 
 def get_adjacent_pixels(x_val, y_val, x_dim, y_dim):
-    """x and y coordinates of the (up to 4) pixels next to (x_val, y_val)."""
-    cand = [(x_val - 1, y_val), (x_val + 1, y_val), (x_val, y_val - 1), (x_val, y_val + 1)]
+    """(x, y) arrays of the pixels that share a side with (x_val, y_val), inside the
+    array: above, right, below, left, in that order."""
+    cand = [(x_val, y_val + 1), (x_val + 1, y_val), (x_val, y_val - 1), (x_val - 1, y_val)]
     keep = [(x, y) for x, y in cand if 0 <= x < x_dim and 0 <= y < y_dim]
     return np.array([c[0] for c in keep]), np.array([c[1] for c in keep])
 
@@ -170,7 +196,8 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
 
     LOW_QE: max_dead_signal <= rate < max_low_qe.  A LOW_QE pixel whose
     neighbours' median is above max_adj_open is OPEN (it lost its charge to
-    them), the neighbours ADJ_OPEN.  The median, not each neighbour: the gain
+    them), the 3x3 box around it ADJ_OPEN (the predecessor's convention, and the
+    masks made with it; clipped at the array's edges).  The median, not each neighbour: the gain
     and QE of one neighbour can pull it under the threshold (a 5 % higher gain
     does, in DN/s), and one bright neighbour (a hot pixel) must not make a
     LOW_QE pixel OPEN.  On the edge of the array the 3 neighbours inside
@@ -180,7 +207,7 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
     ny, nx = rate.shape
     with np.errstate(invalid="ignore"):
         low = (rate >= max_dead_signal) & (rate < max_low_qe)
-    low_qe = low.astype(np.uint8)
+    low_qe = low.astype(int)
     open_map = np.zeros_like(low_qe)
     adj_map = np.zeros_like(low_qe)
     # every candidate's 4 neighbours at once (left, right, below, above)
@@ -198,8 +225,12 @@ def find_open_and_low_qe_pixels(rate_image, max_dead_signal=DEFAULT_MAX_DEAD_NOR
                 is_open[rows] = med > max_adj_open
     low_qe[y[is_open], x[is_open]] = 0
     open_map[y[is_open], x[is_open]] = 1
-    adj = inside & is_open[:, None]
-    adj_map[yy[adj], xx[adj]] = 1
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            by, bx = y[is_open] + dy, x[is_open] + dx
+            keep = (bx >= 0) & (bx < nx) & (by >= 0) & (by < ny)
+            adj_map[by[keep], bx[keep]] = 1
+    adj_map[y[is_open], x[is_open]] = 0
     return low_qe, open_map, adj_map
 
 
@@ -222,22 +253,33 @@ def combine_individual_maps(bad_maps, do_not_use_flags):
             value |= PIXEL["DO_NOT_USE"]
         layer = np.where(np.asarray(image) > 0, np.uint32(value), np.uint32(0))
         final = layer if final is None else final | layer
-    return final
+    return final.astype(int)
 
 
-def reference_pixel_map(dimensions, instrument_name, xstart=1, ystart=1):
-    """Map (1) of the reference pixels of an array of the given (y, x) size."""
+def reference_pixel_map(dimensions, instrument_name, xstart=None, ystart=None):
+    """Map (1) of the reference pixels of an array of the given (y, x) size.
+
+    As documented (no ``xstart``/``ystart``): a full frame's border, 4 columns on
+    each side and (not MIRI) 4 rows at the bottom and top, whatever the size.  With
+    the array's first full-frame column and row (SUBSTRT1/2, 1-based): the
+    reference pixels a subarray at that place holds.
+    """
     ny, nx = dimensions
-    return reference_pixel_mask(instrument_name, xstart, ystart, nx, ny).astype(np.uint8)
+    if xstart is None and ystart is None:
+        ref = np.zeros((ny, nx), int)
+        ref[:, :4] = ref[:, nx - 4:] = 1
+        if str(instrument_name).lower() != "miri":
+            ref[:4] = ref[ny - 4:] = 1
+        return ref
+    return reference_pixel_mask(instrument_name, xstart or 1, ystart or 1, nx, ny).astype(int)
 
 
 def science_pixels(data, instrument_name):
     """A full-frame image without its reference pixels."""
     data = np.asarray(data)
-    ref = reference_pixel_map(data.shape, instrument_name).astype(bool)
-    rows = np.nonzero(~ref.all(axis=1))[0]
-    cols = np.nonzero(~ref.all(axis=0))[0]
-    return data[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if str(instrument_name).lower() == "miri":
+        return data[..., :, 4:-4]
+    return data[..., 4:-4, 4:-4]
 
 
 def pad_with_refpix(data, instrument_name):
@@ -254,7 +296,7 @@ def miri_bad_columns(dimensions, xstart=1, columns=None):
     subarray gets the columns it contains; ``columns`` (0-based full-frame)
     default to ``MIRI_SHORTED_COLUMNS``.
     """
-    out = np.zeros(dimensions, np.uint8)
+    out = np.zeros(dimensions, int)
     for c in MIRI_SHORTED_COLUMNS if columns is None else columns:
         x = int(c) - (int(xstart) - 1)
         if 0 <= x < dimensions[1]:
@@ -265,14 +307,15 @@ def miri_bad_columns(dimensions, xstart=1, columns=None):
 # ---- manual flags -----------------------------------------------------------
 
 def range_format(table_cell, total_dimension):
-    """Indices from '34', '34:36' (inclusive), ':36' or '34:' (to total_dimension - 1)."""
+    """[start, stop) of a cell '34' ([34, 35]), '34:36' (inclusive: [34, 37]), ':36'
+    (from 0) or '34:' (to ``total_dimension - 1``)."""
     text = str(table_cell).strip()
     if ":" not in text:
-        return np.array([int(text)])
+        return [int(text), int(text) + 1]
     lo, hi = text.split(":", 1)
     lo = int(lo) if lo.strip() else 0
     hi = int(hi) if hi.strip() else total_dimension - 1
-    return np.arange(lo, hi + 1)
+    return [lo, hi + 1]
 
 
 def split_row(line, colname):
@@ -297,13 +340,13 @@ def manual_flags(filename, map_shape, no_use):
     """DQ map of the pixels in a manual flag file (DO_NOT_USE for types in no_use)."""
     table = read_manual_flag_file(filename)
     no_use = set(flag_type_check(no_use))
-    mask = np.zeros(map_shape, np.uint32)
+    mask = np.zeros(map_shape, int)
     for row in table:
         flags = flag_type_check(str(row["flag"]).split("+"))
         value = flag_value(flags) | (PIXEL["DO_NOT_USE"] if no_use & set(flags) else 0)
-        ys = range_format(row["y"], map_shape[0])
-        xs = range_format(row["x"], map_shape[1])
-        mask[np.ix_(ys, xs)] |= np.uint32(value)
+        y0, y1 = range_format(row["y"], map_shape[0])
+        x0, x1 = range_format(row["x"], map_shape[1])
+        mask[y0:y1, x0:x1] |= value
     return mask
 
 
@@ -323,10 +366,18 @@ def get_fastaxis(filename):
 
 
 def read_files(filenames, dead_search_type):
-    """Stack of images to search: rate images (every integration), MIRI 10th groups,
-    or for 'saturation_check' the mean of the last 4 groups of raw ramps.
-    Inputs must share instrument, detector and subarray.
-    """
+    """(stack, instrument, detector) of the inputs, as documented: the stack of
+    images to search (every integration of rate images, MIRI 10th groups, or for
+    'saturation_check' the mean of the last 4 groups of raw ramps), each input once.
+    Inputs must share instrument, detector and subarray."""
+    stack = _read_stack(filenames, dead_search_type)
+    hdr = fits.getheader(filenames[0], 0)
+    return stack, str(hdr.get("INSTRUME", "")).upper(), str(hdr.get("DETECTOR", "")).upper()
+
+
+def _read_stack(filenames, dead_search_type):
+    if dead_search_type not in ("sigma_rate", "absolute_rate", "saturation_check"):
+        raise ValueError(f"Unknown dead search type option: {dead_search_type!r}")
     images, ref = [], None
     for f in filenames:
         with fits.open(f) as hdul:
@@ -353,11 +404,25 @@ def read_files(filenames, dead_search_type):
 
 
 def get_max_dead_norm_signal_default(instrument, detector, normalization_method):
-    """Default dead ceiling of the normalised signal for 'absolute_rate'."""
+    """Default dead ceiling for 'absolute_rate': 0.05 of the normalised signal; for
+    NIRCam images that are not normalised (``normalization_method`` 'none') the
+    detector's ceiling in DN/s (the predecessor's table)."""
+    if str(instrument).upper() == "NIRCAM" and normalization_method == "none":
+        if str(detector).upper() not in NIRCAM_DEAD_SIGNAL:
+            raise ValueError(f"no default dead ceiling for NIRCam detector {detector!r}: give "
+                             "max_dead_norm_signal")
+        return NIRCAM_DEAD_SIGNAL[str(detector).upper()]
     if normalization_method == "none":
-        raise ValueError("with normalization_method 'none' give max_dead_norm_signal "
-                         "explicitly (in the units of the rate images)")
+        log.warning("max_dead_norm_signal %.2f is a fraction of the normalised signal, but "
+                    "normalization_method is 'none'", DEFAULT_MAX_DEAD_NORM_SIGNAL)
     return DEFAULT_MAX_DEAD_NORM_SIGNAL
+
+
+#: Dead ceilings (DN/s) of NIRCam rate images that are not normalised, by detector
+#: (jwst-reffiles 1.0.1's ``get_max_dead_norm_signal_default``).
+NIRCAM_DEAD_SIGNAL = {"NRCA1": 25.0, "NRCA2": 25.0, "NRCA3": 30.0, "NRCA4": 30.0,
+                      "NRCALONG": 40.0, "NRCB1": 25.0, "NRCB2": 25.0, "NRCB3": 25.0,
+                      "NRCB4": 25.0, "NRCBLONG": 50.0}
 
 
 def crds_input_checks(author_name, descrip, pedigree, use_after):
@@ -367,6 +432,9 @@ def crds_input_checks(author_name, descrip, pedigree, use_after):
         raise ValueError("author must not be empty")
     if not str(descrip or "").strip():
         raise ValueError("description must not be empty")
+    if len(str(descrip)) > 65:
+        raise ValueError(f"Description cannot exceed 65 characters ({len(str(descrip))}: "
+                         f"{descrip!r})")
     words = str(pedigree).split()
     if not words or words[0].upper() not in ("GROUND", "DUMMY", "INFLIGHT"):
         raise ValueError(f"pedigree must be GROUND, DUMMY or 'INFLIGHT start end', got {pedigree!r}")
@@ -379,8 +447,9 @@ def crds_input_checks(author_name, descrip, pedigree, use_after):
 
 
 def create_dqdef():
-    """DQ_DEF rows for every single-bit flag the pipeline defines."""
-    return dq_def_records([n for n, v in PIXEL.items() if v and bin(v).count("1") == 1])
+    """DQ_DEF rows (bit number, value, name, '') of every flag the pipeline defines,
+    GOOD (0) included, in the pipeline's order."""
+    return [(np.uint8(v.bit_length() - 1) if v else 0, v, name, "") for name, v in PIXEL.items()]
 
 
 def create_dummy_hdu_list(sigma_threshold, smoothing_width, dead_sigma_threshold, dead_max_rate,
@@ -481,7 +550,7 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
         max_dead_norm_signal = get_max_dead_norm_signal_default(instrument, detector,
                                                                 normalization_method)
 
-    stack = read_files(input_files, dead_search_type)
+    stack = _read_stack(input_files, dead_search_type)
     mean_image, _ = mean_stdev_images(stack, sigma=sigma_threshold)
     ny, nx = mean_image.shape
     refpix = reference_pixel_map((ny, nx), instrument, int(hdr.get("SUBSTRT1", 1)),
@@ -503,7 +572,7 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
         else:
             dead = dead_pixels_absolute_rate(norm, max_dead_norm_signal)
         if run_dead_flux_check and dead_flux_check_files:
-            ave = mean_stdev_images(read_files(dead_flux_check_files, "saturation_check"),
+            ave = mean_stdev_images(_read_stack(dead_flux_check_files, "saturation_check"),
                                     sigma=sigma_threshold)[0]
             dead = dead_pixels_flux_check(dead, ave, flux_check)
         dead[refpix] = 0
@@ -526,12 +595,12 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
     maps["REFERENCE_PIXEL"] = refpix.astype(np.uint8)
     if instrument.upper() == "MIRI" and str(detector).upper() == "MIRIMAGE":
         maps["DO_NOT_USE"] = miri_bad_columns((ny, nx), int(hdr.get("SUBSTRT1", 1)))
-    final = combine_individual_maps(maps, do_not_use)
+    final = combine_individual_maps(maps, do_not_use).astype(np.uint32)
 
     manual = determine_manual_file(instrument, detector) if manual_flag_file == "default" \
         else none_check(manual_flag_file)
     if manual:
-        final |= manual_flags(manual, (ny, nx), do_not_use)
+        final |= manual_flags(manual, (ny, nx), do_not_use).astype(np.uint32)
 
     if output_file is not None:
         save_final_map(final, instrument, detector, input_files, author, description, pedigree,
@@ -540,4 +609,4 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
                        max_open_adj_norm_signal, do_not_use, output_file)
         if quality_check:
             pipeline_check(output_file, input_files[0])
-    return final
+    return final.astype(int)

@@ -325,8 +325,9 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
 
     Per pixel (``ramp``/``gdq`` (ngroups, npix), the rest (npix)): the real
     jumps (as :func:`real_jumps`) and from them the many-jumps and early-jumps
-    maps (as ``find_pix_with_many_jumps``); saturation from the first read
-    (``sat_level``) and a bright last group (``bright_level``); the pedestal
+    maps (as ``badpix_from_darks._many_jumps``); saturation from the first read
+    (``sat_level``; or before the third group with a bright last group) and a
+    bright last group (``bright_level``); the pedestal
     in detector standard deviations where no group saturated; the clean slope
     (no real jump, three unsaturated groups, finite); and, for clean
     never-saturated ramps, the whole and second-half ramp slopes.  The tests
@@ -376,7 +377,11 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
                 if (late_jumps == 0 and early[q] > 0) or ratio > jump_ratio_threshold:
                     rc_ints[p] += 1
             # saturation
-            if (gdq[g1, p] & sat_bit) != 0 and ramp[g1, p] > sat_level:
+            # (or saturated before its third group with a bright ramp: no clean
+            # slope comes from fewer than three groups)
+            if ((gdq[g1, p] & sat_bit) != 0 and ramp[g1, p] > sat_level) or \
+                    (nsat[q] > 0 and ngroups - nsat[q] < 3
+                     and ramp[ngroups - 1, p] > bright_level):
                 sat_count[p] += 1
             if ramp[ngroups - 1, p] > bright_level:
                 bright_count[p] += 1

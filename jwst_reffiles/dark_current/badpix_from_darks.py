@@ -76,7 +76,8 @@ __all__ = ["find_bad_pix", "real_jumps", "ramp_slopes", "find_pix_with_many_jump
            "saturated_in_all_groups", "slopes_not_cr", "combine_clean_slopes",
            "combine_bad_pixel_types", "apply_flags", "check_metadata", "add_refpix",
            "read_pedestal_data", "read_slope_data", "read_slope_files",
-           "read_slope_integrations", "DEFAULT_FLAG_VALUES", "DEFAULT_DO_NOT_USE"]
+           "read_slope_integrations", "extract_group2", "plot_image",
+           "plot_histogram_stats", "DEFAULT_FLAG_VALUES", "DEFAULT_DO_NOT_USE"]
 
 DEFAULT_FLAG_VALUES = {"hot": ("HOT",), "rc": ("RC",), "low_pedestal": ("OTHER_BAD_PIXEL",),
                        "high_cr": ("TELEGRAPH",), "warm": ("WARM",),
@@ -95,12 +96,37 @@ def _early_groups(ngroups, early_cutoff_fraction):
 
 def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5,
                              early_cutoff_fraction=0.25):
-    """(high_jumps, potential_rc) maps from one integration's jump flags (ngroups, y, x).
+    """(high_jumps, potential_rc, number_of_jumps) from one integration's jump flags
+    (ngroups, y, x), as documented.
 
-    high_jumps: more than ``max_jump_limit`` jumps.  potential_rc: high_jumps
-    whose jump rate in the first ``early_cutoff_fraction`` of the ramp is more
-    than ``jump_ratio_threshold`` times the rate in the rest.
+    high_jumps: at least ``max_jump_limit`` jumps.  potential_rc: high_jumps whose
+    jump rate in the first ``int(early_cutoff_fraction * ngroups)`` groups is at least
+    ``jump_ratio_threshold`` times the rate in as many last groups (a late rate of 0
+    counts as 1e-6).  Boolean maps and the count of jumps per pixel.
     """
+    if early_cutoff_fraction > 0.5:
+        raise ValueError("early_cutoff_fraction must be less than or equal to 0.5, got "
+                         f"{early_cutoff_fraction}")
+    jumps = np.asarray(jump_map).astype(np.int32)
+    ngroups = jumps.shape[0]
+    number = jumps.sum(axis=0)
+    high = number >= max_jump_limit
+    n_early = int(early_cutoff_fraction * ngroups)
+    late_start = int(ngroups - early_cutoff_fraction * ngroups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        early_rate = jumps[:n_early].sum(axis=0) / n_early
+        late_rate = jumps[late_start:].sum(axis=0) / (ngroups - late_start)
+    late_rate[late_rate == 0] = 1e-6
+    with np.errstate(invalid="ignore"):
+        potential_rc = (early_rate / late_rate >= jump_ratio_threshold) & high
+    return high, potential_rc, number
+
+
+def _many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5, early_cutoff_fraction=0.25):
+    """(high_jumps, potential_rc) 0/1 maps of the search of darks: more than
+    ``max_jump_limit`` jumps; of those, an early jump rate (the first
+    ``early_cutoff_fraction``, at least one group) more than ``jump_ratio_threshold``
+    times the rate in the rest of the ramp."""
     jumps = np.asarray(jump_map) > 0
     ngroups = jumps.shape[0]
     n_early = _early_groups(ngroups, early_cutoff_fraction)
@@ -229,7 +255,7 @@ def _integration_pass(ramp, groupdq, slope, pedestal, noise, ref, acc, high_file
     """Add one integration to the accumulators ``acc`` (and the file's
     ``high_file`` / ``rc_ints`` maps); the compiled pass reads each pixel's
     ramp once (:func:`_rampkernel.integration_pass`; the tests compare it with
-    :func:`real_jumps`, :func:`find_pix_with_many_jumps`, :func:`ramp_slopes`
+    :func:`real_jumps`, :func:`_many_jumps`, :func:`ramp_slopes`
     and :func:`pedestal_deviation` composed).
 
     Detector-wide levels first: saturated by the second read counts only
@@ -269,6 +295,15 @@ def _integration_pass(ramp, groupdq, slope, pedestal, noise, ref, acc, high_file
 
 
 def pedestal_stats(pedestal_array, threshold=5, mask=None):
+    """The map of suspicious pedestals, as documented: more than ``threshold``
+    standard deviations above or below the median (of the pixels outside ``mask``)."""
+    ped = np.asarray(pedestal_array)
+    values = ped if mask is None else ped[~np.asarray(mask, bool)]
+    median, std = np.median(values), np.std(values)
+    return (ped > median + std * threshold) | (ped < median - std * threshold)
+
+
+def _pedestal_outliers(pedestal_array, threshold=5, mask=None):
     """(high, low) maps: pedestal more than ``threshold`` clipped stdevs above / below the mean."""
     mean, std = _mean_std(pedestal_array, mask)
     ped = np.asarray(pedestal_array)
@@ -371,26 +406,34 @@ def switching_pedestal(n_high, n_normal, high_sum, high_sq, min_integrations=2,
 
 
 def saturated_in_all_groups(pedestal_array, first_group_sat):
-    """Pixels saturated from the first group on (their pedestal is meaningless)."""
-    return (np.asarray(first_group_sat) & flag_value("SATURATED")) > 0
+    """1 where a pixel is saturated in all groups: pedestal 0 and the first group's
+    DQ SATURATED (2; a float map of 0/2 too), else 0."""
+    first = np.asarray(first_group_sat)
+    if first.dtype.kind in "iub":
+        sat = (first & flag_value("SATURATED")) > 0
+    else:
+        sat = first == flag_value("SATURATED")
+    return ((np.asarray(pedestal_array) == 0) & sat).astype(int)
 
 
 def slopes_not_cr(slope, number_of_jumps):
     """(clean_slope, iclean): the slope where no jump was found (NaN elsewhere), and 1/0."""
     clean = np.asarray(number_of_jumps) == 0
-    return np.where(clean, slope, np.nan), clean.astype(np.uint8)
+    return np.where(clean, slope, np.nan).astype(float), clean.astype(int)
 
 
 def combine_clean_slopes(slope_stack, islope_stack):
-    """(mean, stdev, count) of the clean slopes through a stack."""
+    """(mean, stdev, number of good slopes) through a stack of clean slopes (NaN
+    where a slope had a jump) and their 1/0 flags, as documented: the mean and
+    (ddof 0) standard deviation of the finite slopes; the deviation NaN where fewer
+    than 5 slopes are good."""
     slopes = np.asarray(slope_stack, dtype=np.float64)
-    good = np.asarray(islope_stack).astype(bool) & np.isfinite(slopes)
-    n = good.sum(axis=0)
-    s = np.where(good, slopes, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s.sum(axis=0) / n
-        var = (np.where(good, (slopes - mean) ** 2, 0.0)).sum(axis=0) / (n - 1)
-    return mean, np.sqrt(var), n
+    n = np.asarray(islope_stack).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN pixels
+        mean, std = np.nanmean(slopes, axis=0), np.nanstd(slopes, axis=0)
+    std[n < 5] = np.nan
+    return mean, std, n
 
 
 def apply_flags(pixmap, flag_list):
@@ -398,9 +441,16 @@ def apply_flags(pixmap, flag_list):
     return np.where(np.asarray(pixmap) > 0, np.uint32(flag_value(list(flag_list))), np.uint32(0))
 
 
-def combine_bad_pixel_types(sat_map, rc_map, low_pedestal_map, high_cr_map, flag_values=None,
-                            do_not_use=DEFAULT_DO_NOT_USE, **other_maps):
-    """The DQ map of the bad pixel types (hot = saturated map, plus any other types)."""
+def combine_bad_pixel_types(sat_map, rc_map, low_pedestal_map, high_cr_map):
+    """The bitwise OR of the four maps of DQ values (each from :func:`apply_flags`)."""
+    return np.bitwise_or.reduce([np.asarray(m) for m in (sat_map, rc_map, low_pedestal_map,
+                                                         high_cr_map)])
+
+
+def _combine_types(sat_map, rc_map, low_pedestal_map, high_cr_map, flag_values=None,
+                   do_not_use=DEFAULT_DO_NOT_USE, **other_maps):
+    """The DQ map of the bad pixel types from 0/1 maps (hot = saturated map, plus
+    any other types), each with its ``flag_values`` and DO_NOT_USE if in ``do_not_use``."""
     flag_values = {**DEFAULT_FLAG_VALUES, **(flag_values or {})}
     maps = {"hot": sat_map, "rc": rc_map, "low_pedestal": low_pedestal_map,
             "high_cr": high_cr_map, **other_maps}
@@ -416,11 +466,22 @@ def combine_bad_pixel_types(sat_map, rc_map, low_pedestal_map, high_cr_map, flag
 
 
 def check_metadata(hdr, comp):
-    """ValueError when two headers differ in instrument, detector, subarray or readout."""
-    keys = ("INSTRUME", "DETECTOR", "SUBARRAY", "READPATT", "NGROUPS")
-    diff = [f"{k}: {hdr.get(k)!r} vs {comp.get(k)!r}" for k in keys if hdr.get(k) != comp.get(k)]
+    """ValueError when two headers differ in their exposure (EFFEXPTM, TFRAME,
+    TGROUP, NFRAMES, NGROUPS, SUBARRAY: the documented keys; times within 0.001 s)
+    or in INSTRUME, DETECTOR, READPATT; the message names both files and the keys."""
+    diff = []
+    for key in ("EFFEXPTM", "TFRAME", "TGROUP", "NFRAMES", "NGROUPS", "SUBARRAY", "INSTRUME",
+                "DETECTOR", "READPATT"):
+        a, b = hdr.get(key), comp.get(key)
+        if isinstance(a, float) and isinstance(b, (int, float)):
+            same = abs(a - b) <= 0.001
+        else:
+            same = a == b
+        if not same:
+            diff.append(f"{key}: {a!r} vs {b!r}")
     if diff:
-        raise ValueError("inconsistent dark inputs (" + "; ".join(diff) + ")")
+        raise ValueError(f"Inconsistent input files {hdr.get('FILENAME')} and "
+                         f"{comp.get('FILENAME')}: " + "; ".join(diff))
 
 
 def add_refpix(array, to_add):
@@ -466,6 +527,14 @@ def _strip(data, refpix):
 
 
 def read_slope_data(filename, refpix=None):
+    """The SCI slopes of ``filename`` as (nints, y, x) ((1, y, x) for a rate image),
+    ``refpix`` (left, right, bottom, top) outer columns and rows stripped off (None:
+    the whole frame), in the file's own float type."""
+    data = _native(fits.getdata(filename, "SCI"))
+    return _strip(data if data.ndim == 3 else data[None], refpix)
+
+
+def _read_slopes(filename, refpix=None):
     """Slopes of a file: (nints, y, x) from its rateints sibling if any, else (1, y, x).
 
     ``refpix`` (left, right, bottom, top): that many outer reference columns and
@@ -479,19 +548,51 @@ def read_slope_data(filename, refpix=None):
     return _strip(data if data.ndim == 3 else data[None], refpix)
 
 
+def _science_box(dq):
+    """(left, right, bottom, top) reference columns/rows of a DQ image: the border
+    around the pixels without REFERENCE_PIXEL."""
+    science = (np.asarray(dq) & flag_value("REFERENCE_PIXEL")) == 0
+    if not science.any():
+        raise ValueError("every pixel is a reference pixel")
+    rows, cols = np.nonzero(science.any(axis=1))[0], np.nonzero(science.any(axis=0))[0]
+    return (np.int64(cols[0]), np.int64(science.shape[1] - cols[-1] - 1), np.int64(rows[0]),
+            np.int64(science.shape[0] - rows[-1] - 1))
+
+
+def _slopes_and_box(filename):
+    with fits.open(filename) as hdul:
+        slopes = _native(hdul["SCI"].data)
+        dq = hdul["DQ"].data
+        instrument = hdul[0].header.get("INSTRUME")
+    if slopes.ndim not in (2, 3):
+        raise ValueError(f"{filename}: slope image should be 2-D or 3-D, got {slopes.shape}")
+    box = _science_box(dq if dq.ndim == 2 else dq[0])
+    return instrument, _strip(slopes if slopes.ndim == 3 else slopes[None], box), box
+
+
 def read_slope_files(filenames):
-    """Stack of the mean slope images of several files."""
-    return np.stack([fits.getdata(f, "SCI").astype(np.float64) for f in filenames])
+    """(instrument, slopes, (left, right, bottom, top)) of the rateints files of
+    jump files (``*jump.fits`` named as ``*rateints.fits``): every integration's
+    science pixels stacked, the reference border from the DQ's REFERENCE_PIXEL."""
+    instrument, stacks, box = None, [], None
+    for f in filenames:
+        instrument, slopes, box = _slopes_and_box(str(f).replace("jump.fits", "rateints.fits"))
+        stacks.append(slopes)
+    return instrument, np.concatenate(stacks), box
 
 
 def read_slope_integrations(filenames):
-    """(instrument, slope stack of every integration, starting index of each file)."""
-    stacks, starts = [], [0]
+    """(instrument, slopes of every integration's science pixels, the index where
+    each file's integrations start (and the total), (left, right, bottom, top))."""
+    instrument, stacks, starts, box = None, [], [], None
     for f in filenames:
-        s = read_slope_data(f)
-        stacks.append(s)
-        starts.append(starts[-1] + s.shape[0])
-    return fits.getval(filenames[0], "INSTRUME"), np.concatenate(stacks), starts
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"input slope file {f} does not exist")
+        instrument, slopes, box = _slopes_and_box(f)
+        starts.append(sum(len(s) for s in stacks))
+        stacks.append(slopes)
+    starts.append(sum(len(s) for s in stacks))
+    return instrument, np.concatenate(stacks), starts, box
 
 
 def read_pedestal_data(filename, refpix=None):
@@ -500,6 +601,65 @@ def read_pedestal_data(filename, refpix=None):
     data = _native(fits.getdata(filename, "PEDESTAL"))
     return _strip(data if data.ndim == 3 else data[None], refpix)
 
+
+
+def extract_group2(filename, refpix):
+    """The second group of every integration of an uncal file, (nints, y, x), with
+    ``refpix`` (left, right, bottom, top) outer columns and rows stripped off (MIRI
+    darks: the first group is affected by the reset)."""
+    data = _native(fits.getdata(filename, "SCI"))
+    if data.ndim not in (3, 4) or data.shape[-3] < 2:
+        raise ValueError(f"{filename}: SCI {data.shape} has no second group")
+    group2 = data[:, 1] if data.ndim == 4 else data[1][None]
+    return _strip(group2, refpix)
+
+
+# ---- plots --------------------------------------------------------------------
+
+def plot_image(image, image_max, outdir, titleplot, fileout):
+    """Save ``image`` (colour scale 0 to ``image_max``) as ``outdir/fileout``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 9))
+    ny, nx = np.shape(image)
+    im = ax.imshow(image, extent=[0, nx, 0, ny], interpolation="none", cmap="RdYlGn",
+                   origin="lower", vmin=0, vmax=image_max)
+    fig.colorbar(im)
+    ax.set_title(titleplot)
+    fig.tight_layout()
+    fig.savefig(f"{outdir}/{fileout}", bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_histogram_stats(data_array, cut_limit, nbins, outdir, titleplot, fileout,
+                         xaxis_log=False):
+    """Save a histogram of the finite values of ``data_array`` with the cut at
+    ``cut_limit`` marked and the number of values beyond it in the title, as
+    ``outdir/fileout`` (log-spaced bins and axis with ``xaxis_log``)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    data = np.asarray(data_array, dtype=np.float64).ravel()
+    data = data[np.isfinite(data)]
+    fig, ax = plt.subplots(figsize=(9, 9))
+    bins = nbins
+    if xaxis_log:
+        positive = data[data > 0]
+        lo = positive.min() if positive.size else 1e-3
+        hi = max(data.max() if data.size else 1.0, lo * 10)
+        bins = np.logspace(np.log10(lo), np.log10(hi), int(nbins) + 1)
+        ax.set_xscale("log")
+        ax.set_xlabel("Log Pixel Slope Standard Deviation")
+    else:
+        ax.set_xlabel("Pixel Slope Standard Deviation")
+    counts, _, _ = ax.hist(data, bins=bins)
+    ax.plot([cut_limit, cut_limit], [0, counts.max() if len(counts) else 1])
+    ax.set_ylabel("Number of Pixels")
+    ax.set_title(f"{titleplot} # beyond limit {int((data > cut_limit).sum()):6d}")
+    fig.tight_layout()
+    fig.savefig(f"{outdir}/{fileout}", bbox_inches="tight")
+    plt.close(fig)
 
 # ---- main ---------------------------------------------------------------------
 
@@ -546,7 +706,7 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     buffers = {}
     for f, jf, of in zip(filenames, jump_files, fitopt_files):
         check_metadata(fits.getheader(f, 0), first_hdr)
-        slopes = read_slope_data(f)
+        slopes = _read_slopes(f)
         pedestal = read_pedestal_data(of)
         rc_ints = np.zeros(shape, np.int32)      # integrations whose jumps bunch early
         high_file = np.zeros(shape, bool)
@@ -573,7 +733,7 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
             ped = pedestal_residual(*(a[0] if a.shape[0] == 1
                                       else np.nanmean(a, axis=0, dtype=np.float64)
                                       for a in (pedestal, slopes)), mask=ref)
-        high_ped, low_ped = pedestal_stats(ped, pedestal_sigma_threshold, mask=ref)
+        high_ped, low_ped = _pedestal_outliers(ped, pedestal_sigma_threshold, mask=ref)
         ped_rc_count += high_ped                 # (0/1 maps)
         # reset decay makes every integration's jumps bunch early; random
         # telegraph switches do so only now and then: at least half of them
@@ -671,7 +831,7 @@ def find_bad_pix(filenames, uncal_filenames=None, jump_filenames=None, fitopt_fi
     log.info("darks: %d hot, %d warm, %d RC, %d low pedestal, %d high-CR, %d noisy pixels",
              hot.sum(), warm.sum(), rc.sum(), low_pedestal.sum(), high_cr.sum(), noisy.sum())
 
-    final = combine_bad_pixel_types(hot, rc, low_pedestal, high_cr, flag_values=flag_values,
+    final = _combine_types(hot, rc, low_pedestal, high_cr, flag_values=flag_values,
                                     do_not_use=do_not_use, warm=warm, noisy=noisy)
     if outfile is not None:
         from ..reffile import save_mask

@@ -147,7 +147,7 @@ def use_single_value(readnoise, instrument, detector, subarray, clipping_sigma=3
     mean, _, _ = image_stats(readnoise, sigma=clipping_sigma, maxiters=max_clipping_iters,
                              mask=ref)
     log.info("single readnoise value for %s %s %s: %.3f DN", instrument, detector, subarray, mean)
-    return np.full(readnoise.shape, mean, dtype=np.float32)
+    return np.full(readnoise.shape, mean, dtype=np.float64)
 
 
 def save_readnoise(readnoise, instrument="", detector="", subarray="GENERIC", readpatt="ANY",
@@ -210,7 +210,8 @@ def make_readnoise(filenames, method="stack", group_diff_type="independent", cli
         else:
             with ProcessPoolExecutor(nproc) as pool:
                 maps = list(pool.map(_wrapper_rows, args))
-        readnoise = np.sqrt(calculate_mean(np.stack(maps), clipping_sigma, max_clipping_iters))
+        readnoise = np.sqrt(np.ma.filled(calculate_mean(np.stack(maps), clipping_sigma,
+                                                        max_clipping_iters), np.nan))
     (instrument, detector, sub, rp, fastaxis, slowaxis, x0, y0) = get_crds_info(
         filenames[0], subarray, readpatt)
     if single_value:

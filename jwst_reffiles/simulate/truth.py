@@ -23,13 +23,14 @@ Conventions (the ones the jwst pipeline uses for its reference files):
 * ``saturation`` [DN, raw]: the plateau of a saturated ramp, bias included.
 
 Defects (each science pixel has at most one primary class; ADJ_OPEN pixels are
-the four neighbours of an OPEN pixel):
+the 3x3 box around an OPEN pixel, the flagging convention of the predecessor's
+masks; a diagonal neighbour that is a defect of its own keeps its class):
 
 ========== ===========================================================
 DEAD        qe < 0.04 and no dark current (a margin under the 0.05 dead ceiling)
 LOW_QE      qe between 0.2 and 0.45
 OPEN        qe 0.25-0.4; the lost charge goes to the 4 neighbours
-ADJ_OPEN    receive a quarter of the open pixel's lost charge each
+ADJ_OPEN    the 4 side neighbours receive a quarter of the lost charge each
 HOT         dark current log-uniform in 2 - 1e5 e-/s (some saturate at once)
 WARM        dark current 0.1 - 1 e-/s
 RC          reset decay: an extra ``A (1 - exp(-t/tau))`` DN in every ramp
@@ -327,6 +328,20 @@ def make_truth(detector: str | DetectorGeometry, seed: int = 0,
                 classes.append(cls)
             n_done += 1
 
+    # the diagonal neighbours of each OPEN pixel: ADJ_OPEN by the flagging
+    # convention, with a normal response (after every class is placed, so that the
+    # defects' layout does not depend on it)
+    n_placed = len(rows)
+    for k in [k for k, c in enumerate(classes) if c == "OPEN"]:
+        for dy, dx in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
+            p = (rows[k] + dy, cols[k] + dx)
+            if 0 <= p[0] < shape[0] and 0 <= p[1] < shape[1] and not taken[p] \
+                    and not refpix[p]:
+                taken[p] = True
+                rows.append(p[0])
+                cols.append(p[1])
+                classes.append("ADJ_OPEN")
+
     rows = np.array(rows, dtype=int)
     cols = np.array(cols, dtype=int)
     classes = np.array(classes, dtype="<U9")
@@ -349,8 +364,9 @@ def make_truth(detector: str | DetectorGeometry, seed: int = 0,
     lost = qe[rows[i], cols[i]] - q_open
     qe[rows[i], cols[i]] = q_open
     value[i] = q_open
+    value[n_placed:] = 1.0      # the diagonal ADJ_OPEN pixels keep their response
     for k, (dy, dx) in enumerate([(-1, 0), (1, 0), (0, -1), (0, 1)]):
-        j = i + 1 + k           # the 4 ADJ_OPEN rows follow their OPEN pixel
+        j = i + 1 + k           # the 4 side ADJ_OPEN rows follow their OPEN pixel
         ny_, nx_ = rows[i] + dy, cols[i] + dx
         assert np.all(rows[j] == ny_) and np.all(cols[j] == nx_)
         # neighbour collects a quarter of the lost charge, relative to its QE

@@ -45,14 +45,14 @@ def make_refpix_map(filename):
         hdr = hdul[0].header
         if "PIXELDQ" in hdul:
             pixeldq = hdul["PIXELDQ"].data
-            return ((pixeldq & flag_value("REFERENCE_PIXEL")) > 0).astype(np.uint8)
+            return ((pixeldq & flag_value("REFERENCE_PIXEL")) > 0).astype(int)
         shape = hdul["SCI"].shape[-2:]
     try:
         ref = reference_pixel_mask(hdr.get("INSTRUME", ""), int(hdr.get("SUBSTRT1", 1)),
                                    int(hdr.get("SUBSTRT2", 1)), shape[1], shape[0])
     except ValueError:
         ref = np.zeros(shape, bool)
-    return ref.astype(np.uint8)
+    return ref.astype(int)
 
 
 def find_unreliable_bias_pixels(error, bad_clipping_sigma=3.0, bad_max_clipping_iters=3,
@@ -74,7 +74,7 @@ def find_unreliable_bias_pixels(error, bad_clipping_sigma=3.0, bad_max_clipping_
     threshold = mean + bad_sigma_threshold * std
     with np.errstate(invalid="ignore"):
         bad = (error > threshold) | ~np.isfinite(error)
-    dq = np.zeros(error.shape, dtype=np.uint32)
+    dq = np.zeros(error.shape, dtype=int)
     dq[bad] = flag_value(["UNRELIABLE_BIAS", "DO_NOT_USE"])
     log.info("%d UNRELIABLE_BIAS pixels (error > %.2f DN)", int(bad.sum()), threshold)
     if plot:
@@ -191,4 +191,4 @@ def make_superbias(filenames, clipping_sigma=3.0, max_clipping_iters=3, bad_clip
         save_superbias(superbias, error, dq, instrument, detector, sub, rp, outfile, author,
                        description, pedigree, useafter, history, fastaxis, slowaxis, x0, y0,
                        filenames)
-    return superbias, error, dq
+    return superbias.astype(np.float64)

@@ -11,15 +11,63 @@ import numpy as np
 from ..dq import PIXEL, dq_def_records, flag_names, flag_value
 
 __all__ = ["PIXEL", "flag_value", "flag_names", "dq_def_records", "flag_map",
-           "first_flagged_group", "signals"]
+           "first_flagged_group", "signals", "collapse_cr_map", "get_groupdq",
+           "create_refpix_map", "extract_cr_mask", "signals_per_group"]
 
 
 def flag_map(dq_array, mnemonic):
-    """0/1 map (uint8) of where the flag(s) ``mnemonic`` (a name or a list) are set.
+    """Boolean map of where the flag(s) ``mnemonic`` (a name or a list) are set.
 
     With several names, a pixel counts when any of them is set.
     """
-    return ((np.asarray(dq_array) & flag_value(mnemonic)) > 0).astype(np.uint8)
+    return (np.asarray(dq_array) & flag_value(mnemonic)) > 0
+
+
+def collapse_cr_map(dq_map):
+    """(nints, y, x): the index of the first group with any flag set in a 4-D DQ map
+    (nints, ngroups, y, x); ngroups where none is."""
+    flagged = np.asarray(dq_map) != 0
+    first = np.argmax(flagged, axis=1)
+    first[~flagged.any(axis=1)] = flagged.shape[1]
+    return first
+
+
+def get_groupdq(filename, refpix=None):
+    """The GROUPDQ (nints, ngroups, y, x) of a file, ``refpix`` (left, right, bottom,
+    top) outer columns and rows stripped off (None: the whole frame)."""
+    from astropy.io import fits
+    groupdq = fits.getdata(filename, "GROUPDQ")
+    if groupdq.ndim != 4:
+        raise ValueError(f"{filename}: expecting a 4-D GROUPDQ, got {groupdq.shape}")
+    if refpix is None:
+        return groupdq
+    left, right, bottom, top = (int(v) for v in refpix)
+    ny, nx = groupdq.shape[-2:]
+    return groupdq[:, :, bottom:ny - top, left:nx - right]
+
+
+def create_refpix_map(filename):
+    """Boolean map of the reference pixels of a file (its PIXELDQ, else DQ)."""
+    from astropy.io import fits
+    with fits.open(filename) as hdul:
+        name = "PIXELDQ" if "PIXELDQ" in hdul else "DQ"
+        dq = hdul[name].data
+    return flag_map(dq if dq.ndim == 2 else dq.reshape(-1, *dq.shape[-2:])[0], "REFERENCE_PIXEL")
+
+
+def extract_cr_mask(filename, refpix=None):
+    """Boolean map (nints, ngroups, y, x) of the JUMP_DET flags of a file's GROUPDQ."""
+    return flag_map(get_groupdq(filename, refpix), "JUMP_DET")
+
+
+def signals_per_group(number_of_good, ngroup):
+    """(good, bad) counts per group (ngroup, y, x) from the number of good groups of
+    each integration (nints, y, x): how many integrations still have a good signal
+    at each group, and how many do not."""
+    number_of_good = np.asarray(number_of_good)
+    nint = number_of_good.shape[0]
+    good = np.stack([(g < number_of_good).sum(axis=0) for g in range(int(ngroup))]).astype(int)
+    return good, nint - good
 
 
 def first_flagged_group(groupdq, mnemonic="JUMP_DET"):
