@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FULL_FRAME", "REFPIX_BORDERS", "reference_pixel_mask", "group_times"]
+__all__ = ["FULL_FRAME", "REFPIX_BORDERS", "reference_pixel_mask", "strip_border", "group_times"]
 
 #: Full-frame (ny, nx) per instrument.
 FULL_FRAME = {"NIRCAM": (2048, 2048), "NIRISS": (2048, 2048), "NIRSPEC": (2048, 2048),
@@ -13,6 +13,16 @@ FULL_FRAME = {"NIRCAM": (2048, 2048), "NIRISS": (2048, 2048), "NIRSPEC": (2048, 
 #: Reference-pixel border widths (bottom, top, left, right) in full-frame pixels.
 REFPIX_BORDERS = {"NIRCAM": (4, 4, 4, 4), "NIRISS": (4, 4, 4, 4), "NIRSPEC": (4, 4, 4, 4),
                   "FGS": (4, 4, 4, 4), "MIRI": (0, 0, 4, 4)}
+
+
+def strip_border(data, refpix):
+    """``data`` (..., y, x) without its outer ``refpix`` = (left, right, bottom, top)
+    columns/rows (the documented functions' order); as it is for None."""
+    if refpix is None:
+        return data
+    left, right, bottom, top = (int(v) for v in refpix)
+    ny, nx = data.shape[-2:]
+    return data[..., bottom:ny - top, left:nx - right]
 
 
 def reference_pixel_mask(instrument: str, xstart: int = 1, ystart: int = 1,

@@ -346,7 +346,7 @@ def image_stats(image, sigma: float = 3.0, maxiters: int | None = 5, mask=None,
     return float(mean[0]), float(med[0]), float(std[0])
 
 
-def _masked(image, count, like):
+def _masked(image, count):
     """``image`` as the documented functions return it: a float64 masked array
     (masked where no value survived the clipping)."""
     return np.ma.masked_array(np.asarray(image).astype(np.float64, copy=False),
@@ -357,11 +357,11 @@ def calculate_mean(stack, clipping_sigma=3.0, max_clipping_iters=3):
     """Sigma-clipped mean image through a 3-D stack (the predecessor's signature):
     a masked array, masked where every value was clipped."""
     st = stack_stats(stack, sigma=clipping_sigma, maxiters=max_clipping_iters)
-    return _masked(st.mean, st.count, stack)
+    return _masked(st.mean, st.count)
 
 
 def calculate_stddev(stack, clipping_sigma=3.0, max_clipping_iters=3):
     """Sigma-clipped standard deviation image through a 3-D stack (ddof=0): a masked
     array, masked where every value was clipped."""
     st = stack_stats(stack, sigma=clipping_sigma, maxiters=max_clipping_iters)
-    return _masked(st.std, st.count, stack)
+    return _masked(st.std, st.count)

@@ -178,6 +178,24 @@ def test_ramp_kernels_equal_their_numpy_formulation(ngroups):
     np.testing.assert_array_equal(two, (gdq[:2] & flag_value("JUMP_DET")) > 0)
 
 
+def _many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5, early_cutoff_fraction=0.25):
+    """The search's many-jumps rule in numpy (what the compiled pass does): 0/1 maps (high_jumps, potential_rc): more than
+    ``max_jump_limit`` jumps; of those, an early jump rate (the first
+    ``early_cutoff_fraction``, at least one group) more than ``jump_ratio_threshold``
+    times the rate in the rest of the ramp."""
+    jumps = np.asarray(jump_map) > 0
+    ngroups = jumps.shape[0]
+    n_early = bd._early_groups(ngroups, early_cutoff_fraction)
+    total = jumps.sum(axis=0)
+    early = jumps[:n_early].sum(axis=0)
+    late = total - early
+    high = total > max_jump_limit
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (early / n_early) / (late / max(1, ngroups - n_early))
+    potential_rc = high & ((late == 0) & (early > 0) | (ratio > jump_ratio_threshold))
+    return high.astype(np.uint8), potential_rc.astype(np.uint8)
+
+
 def _composed_integration(ramp, gdq, slope, pedestal, noise, ref, acc, high_file, rc_ints,
                           threshold, max_jump_limit, ratio, early):
     """One integration added to the accumulators by the public functions, step
@@ -202,7 +220,7 @@ def _composed_integration(ramp, gdq, slope, pedestal, noise, ref, acc, high_file
     acc["ped_n"] += never_sat
     acc["ped_high_sum"][hi] += dev[hi]
     acc["ped_high_sq"][hi] += dev[hi] ** 2
-    high, prc = bd._many_jumps(jumps, max_jump_limit, ratio, early)
+    high, prc = _many_jumps(jumps, max_jump_limit, ratio, early)
     high_file |= high.astype(bool)
     rc_ints += prc.astype(bool)
     clean, iclean = bd.slopes_not_cr(slope, njump)

@@ -299,30 +299,8 @@ def test_compiled_linearity_fit_equals_the_numpy_formulation():
 def _fit_linearity_numpy(ramps, times, usable, degree: int = 5, model_degree: int = 3,
                   scale: float | None = None, iterations: int = 8, tolerance: float = 1e-7,
                   min_groups: int | None = None, min_ramps: int = 1):
-    """Fit the non-linearity of a block of pixels from several ramps.
-
-    Parameters
-    ----------
-    ramps : list of (ngroups_i, ny, nx) arrays, measured signal [DN] after
-        the superbias and reference-pixel corrections.
-    times : list of (ngroups_i,) group times [s] (only their ratios matter).
-    usable : list of (ngroups_i, ny, nx) bool: the values to fit.
-    degree : degree of the correction polynomial returned (c0 = 0, c1 = 1).
-    model_degree : degree of the forward model fitted, ``m = F(L) = L +
-        sum_{j=2..model_degree} beta_j L^j`` with ``L = r_i t + b_i`` per ramp.
-        The time of each group is exact and the noise (shot noise adding up
-        along the ramp) is on the measured side, so the model is fitted in
-        that direction (Gauss-Newton, the ramps' rates and offsets eliminated
-        ramp by ramp); regressing L on the noisy m instead would bias it.
-    scale : signal scale [DN] for the conditioning (default: the largest value).
-    iterations, tolerance : Gauss-Newton stops after ``iterations`` or when no
-        coefficient (in units of the scale) changes by more than ``tolerance``.
-    min_groups : usable groups a ramp needs to count (model_degree + 2).
-
-    Returns (coeffs (degree+1, ny, nx), fitted (ny, nx) bool, reach (ny, nx)):
-    the correction polynomial, where it could be fitted, and the largest
-    linearised signal it was fitted to [DN].
-    """
+    """The numpy formulation ``linearity.fit_linearity`` replaced (its parameters and
+    results), kept to compare the compiled kernels with."""
     if degree < 2 or model_degree < 2:
         raise ValueError(f"polynomial degrees must be >= 2, got {degree} and {model_degree}")
     if not ramps:

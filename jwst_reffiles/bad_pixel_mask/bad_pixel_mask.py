@@ -79,9 +79,10 @@ def bad_pixels(flat_slope_files=None, dead_search=True, low_qe_and_open_search=T
     if not flat_slope_files and not dark_slope_files:
         raise ValueError("bad_pixels: give flat_slope_files, dark_slope_files or both")
     files = [str(f) for f in (flat_slope_files or [])] + [str(f) for f in (dark_slope_files or [])]
-    instrument, detector = (v.upper() for v in instrument_info(files[0]))
+    inst, det = instrument_info(files[0])
+    instrument, detector = inst.upper(), det.upper()
     if output_file is None:
-        output_file = create_output_filename(instrument.lower(), detector.lower())
+        output_file = create_output_filename(inst, det)
     badpix_from_flats.crds_input_checks(author, description, pedigree, useafter)
     maps = []
     if flat_slope_files:

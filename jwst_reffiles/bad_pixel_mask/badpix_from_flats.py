@@ -38,7 +38,7 @@ from astropy.io import fits
 from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
-from ..detectors import reference_pixel_mask
+from ..detectors import REFPIX_BORDERS, reference_pixel_mask, strip_border
 from ..dq import PIXEL, flag_value
 from ..reffile import save_mask
 from ..stats import image_stats as _image_stats
@@ -74,8 +74,7 @@ MIRI_SHORTED_COLUMNS: tuple[int, ...] = (384, 385)
 def _ramps(hdu_list):
     """(name, SCI ramps (nints, ngroups, y, x)) of an HDUList (the documented input)
     or of an array of ramps."""
-    from astropy.io import fits as _fits
-    if isinstance(hdu_list, _fits.HDUList):
+    if isinstance(hdu_list, fits.HDUList):
         name, data = hdu_list[0].header.get("FILENAME", "the input"), hdu_list["SCI"].data
     else:
         name, data = "the input", hdu_list
@@ -244,7 +243,14 @@ def flag_type_check(flags):
 
 
 def combine_individual_maps(bad_maps, do_not_use_flags):
-    """OR of the maps {TYPE: 0/1 map} as JWST DQ bits; DO_NOT_USE for the listed types."""
+    """OR of the maps {TYPE: 0/1 map} as JWST DQ bits (int64, as documented);
+    DO_NOT_USE for the listed types."""
+    return _combine_maps(bad_maps, do_not_use_flags).astype(int)
+
+
+def _combine_maps(bad_maps, do_not_use_flags):
+    """:func:`combine_individual_maps` in uint32 (the DQ type; no int64 copy of a full
+    frame inside the search)."""
     do_not_use = set(flag_type_check(do_not_use_flags))
     final = None
     for name, image in bad_maps.items():
@@ -253,7 +259,7 @@ def combine_individual_maps(bad_maps, do_not_use_flags):
             value |= PIXEL["DO_NOT_USE"]
         layer = np.where(np.asarray(image) > 0, np.uint32(value), np.uint32(0))
         final = layer if final is None else final | layer
-    return final.astype(int)
+    return final
 
 
 def reference_pixel_map(dimensions, instrument_name, xstart=None, ystart=None):
@@ -266,20 +272,22 @@ def reference_pixel_map(dimensions, instrument_name, xstart=None, ystart=None):
     """
     ny, nx = dimensions
     if xstart is None and ystart is None:
-        ref = np.zeros((ny, nx), int)
-        ref[:, :4] = ref[:, nx - 4:] = 1
-        if str(instrument_name).lower() != "miri":
-            ref[:4] = ref[ny - 4:] = 1
+        ref = np.ones((ny, nx), int)
+        strip_border(ref, _full_frame_border(instrument_name))[...] = 0
         return ref
     return reference_pixel_mask(instrument_name, xstart or 1, ystart or 1, nx, ny).astype(int)
 
 
+def _full_frame_border(instrument_name):
+    """(left, right, bottom, top) reference border of a full frame (as every
+    instrument but MIRI's, 4 on each side, for a name the table lacks)."""
+    bottom, top, left, right = REFPIX_BORDERS.get(str(instrument_name).upper(), (4, 4, 4, 4))
+    return left, right, bottom, top
+
+
 def science_pixels(data, instrument_name):
     """A full-frame image without its reference pixels."""
-    data = np.asarray(data)
-    if str(instrument_name).lower() == "miri":
-        return data[..., :, 4:-4]
-    return data[..., 4:-4, 4:-4]
+    return strip_border(np.asarray(data), _full_frame_border(instrument_name))
 
 
 def pad_with_refpix(data, instrument_name):
@@ -595,7 +603,7 @@ def find_bad_pix(input_files, dead_search=True, low_qe_and_open_search=True,
     maps["REFERENCE_PIXEL"] = refpix.astype(np.uint8)
     if instrument.upper() == "MIRI" and str(detector).upper() == "MIRIMAGE":
         maps["DO_NOT_USE"] = miri_bad_columns((ny, nx), int(hdr.get("SUBSTRT1", 1)))
-    final = combine_individual_maps(maps, do_not_use).astype(np.uint32)
+    final = _combine_maps(maps, do_not_use)
 
     manual = determine_manual_file(instrument, detector) if manual_flag_file == "default" \
         else none_check(manual_flag_file)

@@ -325,7 +325,8 @@ def integration_pass(ramp, gdq, slope, pedestal, sigma, use_sigma, jump_bit, sat
 
     Per pixel (``ramp``/``gdq`` (ngroups, npix), the rest (npix)): the real
     jumps (as :func:`real_jumps`) and from them the many-jumps and early-jumps
-    maps (as ``badpix_from_darks._many_jumps``); saturation from the first read
+    maps (the search's rule: more than max_jump_limit jumps, early rate
+    over late); saturation from the first read
     (``sat_level``; or before the third group with a bright last group) and a
     bright last group (``bright_level``); the pedestal
     in detector standard deviations where no group saturated; the clean slope

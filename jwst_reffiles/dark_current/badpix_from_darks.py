@@ -64,6 +64,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..detectors import reference_pixel_mask
+from ..detectors import strip_border as _strip
 from ..dq import flag_value
 from ..io import RampFile
 from ..stats import (ROBUST_MAX_VALUES, as_float, concurrently, image_stats, in_threads,
@@ -120,24 +121,6 @@ def find_pix_with_many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5
     with np.errstate(invalid="ignore"):
         potential_rc = (early_rate / late_rate >= jump_ratio_threshold) & high
     return high, potential_rc, number
-
-
-def _many_jumps(jump_map, max_jump_limit=10, jump_ratio_threshold=5, early_cutoff_fraction=0.25):
-    """(high_jumps, potential_rc) 0/1 maps of the search of darks: more than
-    ``max_jump_limit`` jumps; of those, an early jump rate (the first
-    ``early_cutoff_fraction``, at least one group) more than ``jump_ratio_threshold``
-    times the rate in the rest of the ramp."""
-    jumps = np.asarray(jump_map) > 0
-    ngroups = jumps.shape[0]
-    n_early = _early_groups(ngroups, early_cutoff_fraction)
-    total = jumps.sum(axis=0)
-    early = jumps[:n_early].sum(axis=0)
-    late = total - early
-    high = total > max_jump_limit
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (early / n_early) / (late / max(1, ngroups - n_early))
-    potential_rc = high & ((late == 0) & (early > 0) | (ratio > jump_ratio_threshold))
-    return high.astype(np.uint8), potential_rc.astype(np.uint8)
 
 
 def _pixels(a):
@@ -255,7 +238,7 @@ def _integration_pass(ramp, groupdq, slope, pedestal, noise, ref, acc, high_file
     """Add one integration to the accumulators ``acc`` (and the file's
     ``high_file`` / ``rc_ints`` maps); the compiled pass reads each pixel's
     ramp once (:func:`_rampkernel.integration_pass`; the tests compare it with
-    :func:`real_jumps`, :func:`_many_jumps`, :func:`ramp_slopes`
+    :func:`real_jumps`, :func:`ramp_slopes`
     and :func:`pedestal_deviation` composed).
 
     Detector-wide levels first: saturated by the second read counts only
@@ -516,16 +499,6 @@ def _native(data) -> np.ndarray:
     return data.astype(data.dtype.newbyteorder("="))
 
 
-def _strip(data, refpix):
-    """``data`` (..., y, x) without its outer ``refpix`` = (left, right, bottom,
-    top) reference columns/rows (:func:`add_refpix`'s order); as it is for None."""
-    if refpix is None:
-        return data
-    left, right, bottom, top = (int(v) for v in refpix)
-    ny, nx = data.shape[-2:]
-    return data[..., bottom:ny - top, left:nx - right]
-
-
 def read_slope_data(filename, refpix=None):
     """The SCI slopes of ``filename`` as (nints, y, x) ((1, y, x) for a rate image),
     ``refpix`` (left, right, bottom, top) outer columns and rows stripped off (None:
@@ -544,8 +517,7 @@ def _read_slopes(filename, refpix=None):
     ints = _sibling(path, "rateints")
     if path.name.endswith("_rateints.fits"):
         ints = path
-    data = _native(fits.getdata(ints if ints.exists() else path, "SCI"))
-    return _strip(data if data.ndim == 3 else data[None], refpix)
+    return read_slope_data(ints if ints.exists() else path, refpix)
 
 
 def _science_box(dq):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..detectors import strip_border
 from ..dq import PIXEL, dq_def_records, flag_names, flag_value
 
 __all__ = ["PIXEL", "flag_value", "flag_names", "dq_def_records", "flag_map",
@@ -39,11 +40,7 @@ def get_groupdq(filename, refpix=None):
     groupdq = fits.getdata(filename, "GROUPDQ")
     if groupdq.ndim != 4:
         raise ValueError(f"{filename}: expecting a 4-D GROUPDQ, got {groupdq.shape}")
-    if refpix is None:
-        return groupdq
-    left, right, bottom, top = (int(v) for v in refpix)
-    ny, nx = groupdq.shape[-2:]
-    return groupdq[:, :, bottom:ny - top, left:nx - right]
+    return strip_border(groupdq, refpix)
 
 
 def create_refpix_map(filename):

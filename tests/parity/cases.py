@@ -307,8 +307,7 @@ def _array(r):
 def _check_darks_few_files(ours, theirs):
     assert theirs[0] == "raised" and ">5 input files" in theirs[2]
     mask = _array(ours)
-    hot = 2 ** 11                                   # HOT
-    assert mask[10, 12] & hot and mask[10, 12] & 1  # the hot pixel, DO_NOT_USE
+    assert mask[10, 12] & HOT and mask[10, 12] & 1  # the hot pixel, DO_NOT_USE
 
 
 def _check_last_four(ours, theirs):
@@ -335,16 +334,38 @@ def _check_manual_table(ours, theirs):
     assert _value(ours) == ("object", "Table") and _value(theirs)[2] is None
 
 
+REF, DEAD, HOT, LOW_QE, TELEGRAPH, OPEN = 2 ** 31, 2 ** 10, 2 ** 11, 2 ** 13, 2 ** 15, 2 ** 26
+
+
+def _flats_explained(a, b):
+    """(a, b) as int64 without the differences of ``flats-mask``, having checked
+    them: ours has reference pixels where a window at the corner has them (left,
+    bottom); the predecessor also flags DEAD on its LOW_QE and OPEN pixels."""
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    assert (a[:, :4] & REF).all() and (a[:4] & REF).all() and not (a[4:, 4:] & REF).any()
+    both = (b & (LOW_QE | OPEN)) > 0
+    assert (b[both] & DEAD).all()
+    b[both] &= ~DEAD
+    return a & ~REF, b & ~REF
+
+
+def _darks_explained(a, b):
+    """Where the masks ``a`` (ours) and ``b`` may differ by ``darks-search``, having
+    checked how: False at those pixels."""
+    # ours: HOT from the dark rate too (5 DN/s at (10, 12), 500x the detector's)
+    assert a[10, 12] == HOT + 1 and b[10, 12] == 0
+    # the predecessor: high-CR from JUMP_DET flags the ramps' data do not bear out
+    # (noise-only ramps), HOT from SATURATED flags on a ramp at the bias level
+    assert b[8, 8] == b[9, 14] == TELEGRAPH + 1 and a[8, 8] == a[9, 14] == 0
+    assert b[15, 9] == HOT + 1 and a[15, 9] == 0
+    same = np.ones(a.shape, bool)
+    same[[10, 8, 9, 15], [12, 8, 14, 9]] = False
+    return same
+
+
 def _check_flats_mask(ours, theirs):
-    ref, dead, low_qe, open_ = 2 ** 31, 2 ** 10, 2 ** 13, 2 ** 26
-    a, b = _array(ours), _array(theirs).copy()
-    # ours: reference pixels where a window at the corner has them (left, bottom)
-    assert (a[:, :4] & ref).all() and (a[:4] & ref).all() and not (a[4:, 4:] & ref).any()
-    # the predecessor: also DEAD on its LOW_QE and OPEN pixels
-    both = (b & (low_qe | open_)) > 0
-    assert (b[both] & dead).all()
-    b[both] &= ~dead
-    np.testing.assert_array_equal(a & ~ref, b & ~ref)
+    a, b = _flats_explained(_array(ours), _array(theirs))
+    np.testing.assert_array_equal(a, b)
 
 
 def _check_rateints_box(ours, theirs):
@@ -439,15 +460,7 @@ def _check_zero_frames(ours, theirs):
 
 def _check_darks_search(ours, theirs):
     a, b = _array(ours), _array(theirs)
-    hot, telegraph = 2 ** 11 + 1, 2 ** 15 + 1          # with DO_NOT_USE
-    # ours: HOT from the dark rate too (5 DN/s at (10, 12), 500x the detector's)
-    assert a[10, 12] == hot and b[10, 12] == 0
-    # the predecessor: high-CR from JUMP_DET flags the ramps' data do not bear out
-    # (noise-only ramps), HOT from SATURATED flags on a ramp at the bias level
-    assert b[8, 8] == b[9, 14] == telegraph and a[8, 8] == a[9, 14] == 0
-    assert b[15, 9] == hot and a[15, 9] == 0
-    same = np.ones(a.shape, bool)
-    same[[10, 8, 9, 15], [12, 8, 14, 9]] = False
+    same = _darks_explained(a, b)
     np.testing.assert_array_equal(a[same], b[same])   # everything else as the predecessor
 
 
@@ -481,27 +494,14 @@ def _check_output_name(ours, theirs):
                      _value(ours)[2])
 
 
-def _explained_mask_differences(a, b):
-    """The DQ maps ``a`` (ours) and ``b`` (the predecessor's) of the test data agree
-    but for the differences the flats-mask and darks-search deviations explain."""
-    ref, dead, low_qe, open_ = 2 ** 31, 2 ** 10, 2 ** 13, 2 ** 26
-    a, b = a.astype(np.int64), b.astype(np.int64)
-    both = (b & (low_qe | open_)) > 0
-    b[both] &= ~dead
-    a, b = a & ~ref, b & ~ref
-    assert a[10, 12] == 2 ** 11 + 1 and b[10, 12] == 0
-    assert b[8, 8] == b[9, 14] == 2 ** 15 + 1 and a[8, 8] == a[9, 14] == 0
-    assert b[15, 9] == 2 ** 11 + 1 and a[15, 9] == 0
-    same = np.ones(a.shape, bool)
-    same[[10, 8, 9, 15], [12, 8, 14, 9]] = False
-    np.testing.assert_array_equal(a[same], b[same])
-
-
 def _check_bad_pixels(ours, theirs):
     assert _value(theirs)[2] is None
     a = _written_data(ours, "bpm.fits")["DQ"]
     np.testing.assert_array_equal(_array(ours), a)
-    _explained_mask_differences(a, _written_data(theirs, "bpm.fits")["DQ"])
+    # the same as the predecessor's but as flats-mask and darks-search say
+    a, b = _flats_explained(a, _written_data(theirs, "bpm.fits")["DQ"])
+    same = _darks_explained(a, b)
+    np.testing.assert_array_equal(a[same], b[same])
 
 
 def _check_offline(ours, theirs):
