@@ -134,6 +134,26 @@ def test_run_node_turns_any_exception_into_a_failed_result():
         "traceback"]
 
 
+def _allocate(payload, deps):
+    block = np.ones(payload["mib"] * 2**17)        # float64: mib MiB, touched
+    return {"ok": True, "seconds": 0.0, "outputs": [], "sum": float(block.sum())}
+
+
+def test_run_node_reports_each_tasks_own_peak_memory():
+    from jwst_reffiles.execution.resources import peak_memory_gib, reset_peak_memory
+    if not reset_peak_memory():
+        pytest.skip("no /proc/self/clear_refs: the peak is the process's")
+    base = peak_memory_gib()
+    big = run_node(_allocate, {"mib": 400}, True, [], [])
+    small = run_node(_allocate, {"mib": 10}, True, [], [])
+    assert big["peak_GiB"] - base > 0.35                   # its 400 MiB are counted
+    assert small["peak_GiB"] < big["peak_GiB"] - 0.3        # the mark was reset between them
+    failed = run_node(_add, {"value": 1, "fail": True}, True, [], [])
+    assert failed["peak_GiB"] > 0
+    told = run_node(lambda p, d: {"ok": True, "peak_GiB": 7.0}, {}, True, [], [])
+    assert told["peak_GiB"] == 7.0                         # a task's own measure is kept
+
+
 def test_a_run_directory_is_locked_while_in_use(tmp_path):
     with RunState(tmp_path):
         with pytest.raises(RunLocked, match=f"{tmp_path}.*pid {os.getpid()}"):

@@ -71,6 +71,10 @@ def test_every_shipped_module_makes_a_valid_final_file(campaign, capsys):
     assert all(e["format"]["valid"] for e in entries), [e["format"] for e in entries]
     individual = Table.read(rundir / "reffiles.ecsv")
     assert set(individual["status"]) == {"made"}
+    # each task's peak memory is in the tables: measured, and bounded at this size
+    runs = Table.read(rundir / "pipeline_runs.ecsv")
+    for table in (finals, individual, runs):
+        assert all(0.05 < p < 2.0 for p in table["peak_GiB"]), list(table["peak_GiB"])
 
 
 def test_photon_transfer_pairs_are_of_one_illumination(campaign):
@@ -129,3 +133,4 @@ def test_gain_uncertainties_are_those_of_science_pixels(campaign):
             # reference pixels are no part of a box: no box's scatter runs away (a box
             # mostly of them had 1e6); FF boxes of two integrations scatter by tens of %
             assert np.all(np.isfinite(rel)) and rel.max() < 1.0, (path.name, rel.max())
+

@@ -10,7 +10,9 @@ this run makes (SELF) after the task that makes it) and refuses cycles.
 A task function is called as ``func(payload, deps)`` where ``deps`` maps the
 id of each task it depends on to that task's result; it returns a result
 dict: ``ok``, ``seconds``, ``error``, ``errorfile``, ``outputs`` (the files it
-wrote, complete and in place).  :func:`run_node` wraps every call: a task
+wrote, complete and in place) and ``peak_GiB`` (the peak resident memory of its
+process while it ran: measured here unless the task measured its own, as a
+pipeline run in a process of its own does).  :func:`run_node` wraps every call: a task
 whose dependencies failed is skipped (unless it accepts partial inputs, as a
 combination does), and an exception becomes a failed result, so that one
 task's failure never stops the others.
@@ -23,6 +25,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from .resources import peak_memory_gib, reset_peak_memory
 
 __all__ = ["Task", "TaskGraph", "GraphError", "run_node", "failure_result", "STAGES"]
 
@@ -153,9 +157,13 @@ def run_node(func, payload, needs_all: bool, dep_ids: list[str], dep_results: li
             return {"ok": False, "skipped": True, "seconds": 0.0, "errorfile": "",
                     "outputs": [], "error": "not run: " + ", ".join(bad) + " did not succeed"}
     t0 = time.perf_counter()
+    reset_peak_memory()
     try:
-        return func(payload, deps)
+        result = func(payload, deps)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:       # whatever a task raises is its failure only
-        return failure_result(exc, time.perf_counter() - t0)
+        result = failure_result(exc, time.perf_counter() - t0)
+    if isinstance(result, dict) and "peak_GiB" not in result:
+        result["peak_GiB"] = round(peak_memory_gib(), 3)
+    return result

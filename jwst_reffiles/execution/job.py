@@ -175,8 +175,8 @@ class _Progress:
         self.done[t.stage] += 1
         n, total = self.done[t.stage], self.totals[t.stage]
         if result.get("ok"):
-            log.info("%s %d/%d: %s done (%.1f s)", t.stage, n, total, t.label,
-                     result.get("seconds", 0.0))
+            log.info("%s %d/%d: %s done (%.1f s, peak %.2f GiB)", t.stage, n, total, t.label,
+                     result.get("seconds", 0.0), result.get("peak_GiB", 0.0))
         elif result.get("skipped"):
             log.warning("%s %d/%d: %s skipped: %s", t.stage, n, total, t.label,
                         result.get("error"))
@@ -259,9 +259,10 @@ def write_tables(job: Job) -> None:
             run = t.payload["run"]
             rows.append((run.root, str(run.input), ",".join(spec_name(s) for s in run.to_run),
                          ",".join(str(s.dest) for s in run.saves), st,
-                         round(float(r.get("seconds", 0.0)), 2), r.get("error", "")))
+                         round(float(r.get("seconds", 0.0)), 2),
+                         round(float(r.get("peak_GiB", 0.0)), 3), r.get("error", "")))
     runs = _table(rows, ("exposure", "input", "steps_run", "products", "status", "seconds",
-                         "error"), (str, str, str, str, str, float, str))
+                         "peak_GiB", "error"), (str, str, str, str, str, float, float, str))
     # rows of earlier calls into this run directory are kept (see jwst_reffiles.tables)
     write_merged(rundir / "pipeline_runs.ecsv", runs, "products")
     for stage, name in (("individual", "reffiles.ecsv"), ("final", "final_reffiles.ecsv")):
@@ -272,15 +273,17 @@ def write_tables(job: Job) -> None:
                 continue
             r, st = job.result(tid), job.status.get(tid, "")
             p = t.payload
-            inputs = (r.get("inputs", []) if stage == "final"
-                      else [i["output_name"] for i in p["images"]])
+            # every file the task reads: an individual file's products with their
+            # companions (jump, fitopt, ...), a final file's individual files
+            inputs = r.get("inputs", []) if stage == "final" else t.inputs
             rows.append((p["reflabel"], p.get("cmdID", ""), p["reftype"], st,
                          p["output"] if r.get("ok") else "",
-                         round(float(r.get("seconds", 0.0)), 2), r.get("error", ""),
+                         round(float(r.get("seconds", 0.0)), 2),
+                         round(float(r.get("peak_GiB", 0.0)), 3), r.get("error", ""),
                          r.get("errorfile", ""), ",".join(inputs)))
         table = _table(rows, ("reflabel", "cmdID", "reftype", "status", "output", "seconds",
-                              "error", "errorfile", "inputs"),
-                       (str, str, str, str, str, float, str, str, str))
+                              "peak_GiB", "error", "errorfile", "inputs"),
+                       (str, str, str, str, str, float, float, str, str, str))
         write_merged(rundir / name, table, "reflabel", replaced=job.s1.reflabels)
 
 

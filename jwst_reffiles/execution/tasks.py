@@ -49,7 +49,7 @@ def pipeline_node(payload: dict, deps: dict) -> dict:
             outputs.extend(str(p) for p in s.companions.values())
     return {"ok": outcome.ok, "seconds": outcome.seconds, "error": outcome.error,
             "errorfile": outcome.errorfile, "outputs": outputs,
-            "timed_out": outcome.error.startswith("timed out")}
+            "timed_out": outcome.error.startswith("timed out"), "peak_GiB": outcome.peak_gib}
 
 
 def individual_node(payload: dict, deps: dict) -> dict:

@@ -43,6 +43,8 @@ class RunOutcome:
     error: str = ""
     #: the failed run's log with its traceback (kept beside its products)
     errorfile: str = ""
+    #: the pipeline process's peak resident memory [GiB] (0: not known)
+    peak_gib: float = 0.0
 
 
 def default_jobs(per_job_gib: float = 4.0) -> int:
@@ -102,8 +104,9 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0, timeout=None) -> Run
                                   timeout=timeout)
         result_path = workdir / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else None
+        peak = float((result or {}).get("peak_GiB", 0.0))
         if proc.returncode == 0 and result and result.get("ok"):
-            return RunOutcome(run, True, time.perf_counter() - t0)
+            return RunOutcome(run, True, time.perf_counter() - t0, peak_gib=peak)
         if result and not result.get("ok"):
             error = result["error"]
             log_text = "".join(p.read_text(errors="replace") for p in (out_path, err_path)
@@ -137,7 +140,7 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0, timeout=None) -> Run
                 errorfile = str(keep)
             except OSError:
                 pass
-        return RunOutcome(run, False, time.perf_counter() - t0, error, errorfile)
+        return RunOutcome(run, False, time.perf_counter() - t0, error, errorfile, peak)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -168,14 +171,15 @@ def execute_plan(plan: PipelinePlan, crds_dir, jobs: int | None = None,
     results = run_graph(graph, ids, {}, executor, jobs, on_done=on_done)
     return [RunOutcome(task.payload["run"], bool(results[task.id]["ok"]),
                        float(results[task.id].get("seconds", 0.0)),
-                       results[task.id].get("error", ""), results[task.id].get("errorfile", ""))
+                       results[task.id].get("error", ""), results[task.id].get("errorfile", ""),
+                       float(results[task.id].get("peak_GiB", 0.0)))
             for task in graph]
 
 
 def outcomes_table(outcomes: list[RunOutcome]) -> Table:
     rows = [(o.run.root, str(o.run.input), ",".join(spec_name(s) for s in o.run.to_run),
              ",".join(str(s.dest) for s in o.run.saves), "ok" if o.ok else "failed",
-             round(o.seconds, 2), o.error) for o in outcomes]
+             round(o.seconds, 2), round(o.peak_gib, 3), o.error) for o in outcomes]
     return Table(rows=rows or None, names=("exposure", "input", "steps_run", "products",
-                                          "status", "seconds", "error"),
-                 dtype=(str, str, str, str, str, float, str))
+                                          "status", "seconds", "peak_GiB", "error"),
+                 dtype=(str, str, str, str, str, float, float, str))

@@ -135,6 +135,8 @@ def main(argv=None) -> int:
                   "after_pipeline": isinstance(exc, ProductCheckError),
                   "traceback": traceback.format_exc()[-4000:]}
         traceback.print_exc()           # into the run's log (kept as its error file)
+    from ..execution.resources import peak_memory_gib
+    result["peak_GiB"] = round(peak_memory_gib(), 3)      # this process ran this run only
     (task_path.parent / "result.json").write_text(json.dumps(result))
     return 0 if result["ok"] else 1
 
