@@ -465,12 +465,239 @@ def bench_pipeline_scaling(outdir: Path, repeat: int) -> dict:
     }
 
 
+#: read every HDU of the files once (memmap off: every byte), in a fresh process;
+#: prints the seconds (the floor of any task that reads those files)
+_READ_ONCE = """
+import json, sys, time
+from astropy.io import fits
+files = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+for f in files:
+    with fits.open(f, memmap=False) as hdul:
+        for hdu in hdul:
+            hdu.data
+print(time.perf_counter() - t0)
+"""
+
+
+def read_once_s(files) -> float:
+    """The time to read ``files`` once (the fastest of two passes: both find them in
+    the page cache where the task that read them just did)."""
+    import subprocess
+    if not files:
+        return 0.0
+    out = []
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-c", _READ_ONCE, json.dumps(list(files))],
+                             capture_output=True, text=True, check=True)
+        out.append(float(res.stdout.strip().splitlines()[-1]))
+    return min(out)
+
+
+def campaign_fluxes(subarray: str, groups=(8, 12, 18, 26)) -> list[float]:
+    """Illuminations [e-/s] that saturate the simulator's mean pixel at these groups
+    of a RAPID ramp of ``subarray``."""
+    from jwst_reffiles.simulate import frame_time, get_detector, get_subarray
+    from jwst_reffiles.simulate.truth import default_parameters
+    par = default_parameters("NIRCAM")
+    tframe = frame_time(get_detector("NRCA1"), get_subarray("NIRCAM", subarray), "RAPID")
+    full_well = par.saturation_signal_mean * par.gain_mean          # electrons
+    return [round(full_well / (k * tframe), 1) for k in groups]
+
+
+def bench_campaign(outdir: Path, scale: str = "FULL", ndarks: int = 10, nflats: int = 8,
+                   ngroups: int = 30, jobs: int | None = None) -> dict:
+    """One mkrefs call for every shipped reflabel on a simulated NIRCam campaign:
+    ``ndarks`` darks (2 integrations) and ``nflats`` flats at 4 illuminations that
+    saturate at groups 8, 12, 18 and 26 (2 integrations), ``ngroups`` groups, offline
+    through the real pipeline.  For each task: its wall time and peak memory (from
+    the run's tables) and the time to read its inputs once, measured after the run
+    (the floor); the pipeline stage's total beside the rest."""
+    import subprocess
+    import textwrap
+
+    import yaml
+    from astropy.table import Table
+
+    from jwst_reffiles.config import default_config_text
+    from jwst_reffiles.simulate import simulate_dataset
+
+    work = (outdir / f"campaign_{scale.lower()}").resolve()
+    sim_dir = work / "sim"
+    fluxes = campaign_fluxes(scale)
+    t0 = time.perf_counter()
+    if not (sim_dir / "manifest.ecsv").is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        simulate_dataset(sim_dir, subarray=scale, ngroups=ngroups, nints=2, ndarks=ndarks,
+                         nflats=nflats, flat_flux=fluxes, cadence_days=0.25, seed=21)
+    t_sim = time.perf_counter() - t0
+    labels = yaml.safe_load(default_config_text())["reflabels"]
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = work / "campaign.cfg"
+    cfg.write_text(textwrap.dedent(f"""
+        output: {{outrootdir: {out}, runID: 1}}
+        reffile4ssb: {{default: '{sim_dir / 'reffiles'}/*.fits'}}
+        """))
+    argv = [sys.executable, "-m", "jwst_reffiles.cli", "--strict-config", "--no-quality-check",
+            "--cfgfile", str(cfg), ",".join(labels), str(sim_dir)]
+    if jobs:
+        argv[3:3] = ["-j", str(jobs)]
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True)
+    t_run = time.perf_counter() - t0
+    (work / "mkrefs.out").write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        raise RuntimeError(f"mkrefs exited {res.returncode}; see {work / 'mkrefs.out'}:\n"
+                           + (res.stdout + res.stderr)[-3000:])
+    rundir = out / "001"
+    runs = Table.read(rundir / "pipeline_runs.ecsv")
+    tasks = []
+    for name in ("reffiles.ecsv", "final_reffiles.ecsv"):
+        for row in Table.read(rundir / name):
+            files = [f for f in str(row["inputs"]).split(",") if f]
+            if name == "reffiles.ecsv":
+                files = [str(rundir / "ssb" / f) if not Path(f).is_absolute() else f
+                         for f in files]
+                files = [f if Path(f).is_file() else _find_product(rundir, f) for f in files]
+            tasks.append({"stage": "individual" if name == "reffiles.ecsv" else "final",
+                          "reflabel": str(row["reflabel"]), "cmdID": str(row["cmdID"]),
+                          "reftype": str(row["reftype"]), "status": str(row["status"]),
+                          "s": float(row["seconds"]), "peak_GiB": float(row["peak_GiB"]),
+                          "inputs": files})
+    memory = campaign_memory(work, tasks)
+    for t in tasks:
+        t["read_once_s"] = read_once_s(t["inputs"])
+        t["ratio"] = round(t["s"] / t["read_once_s"], 1) if t["read_once_s"] else None
+        t["n_inputs"] = len(t.pop("inputs"))
+    pipe_s = float(sum(runs["seconds"]))
+    rest_s = sum(t["s"] for t in tasks)
+    sample = sorted(sim_dir.glob("*_uncal.fits"))
+    uncal_read = read_once_s([str(p) for p in sample])
+    return {
+        "benchmark": f"campaign: every shipped reflabel ({len(labels)}) in one mkrefs call, NIRCam "
+                     f"NRCA1 {scale}, {ndarks} darks + {nflats} flats at {len(fluxes)} "
+                     f"illuminations ({', '.join(f'{f:g}' for f in fluxes)} e-/s), 2 ints x "
+                     f"{ngroups} groups RAPID, offline, --no-quality-check",
+        "simulate_s": round(t_sim, 1),
+        "mkrefs_wall_s": round(t_run, 1),
+        "pipeline_runs": len(runs),
+        "pipeline_task_s_sum": round(pipe_s, 1),
+        "pipeline_peak_GiB_max": round(float(max(runs["peak_GiB"])), 2) if len(runs) else 0.0,
+        "raw_inputs_read_once_s": round(uncal_read, 2),
+        "individual_final_task_s_sum": round(rest_s, 1),
+        "outside_pipeline_vs_pipeline": round(rest_s / pipe_s, 3) if pipe_s else None,
+        **memory,
+        "tasks": tasks,
+    }
+
+
+def campaign_memory(work: Path, tasks: list[dict], counts=(8, 32)) -> dict:
+    """Peak memory of make_linearity and make_gain (FF) on 8 and on 32 flats: the
+    linearity task's products, and one gain task's flat pair, each linked as many
+    times as needed under names of their own (the same pixels, more files)."""
+    lin = next(t["inputs"] for t in tasks if t["stage"] == "individual"
+               and t["reftype"] == "linearity")
+    pair = next(t["inputs"] for t in tasks if t["stage"] == "individual"
+                and t["reflabel"] == "gain_armin")
+    pair = [f for f in pair if "_dark_" not in Path(f).name.lower()
+            and "-dark-" not in Path(f).name.lower()][:2]
+    links = work / "memory"
+    shutil.rmtree(links, ignore_errors=True)
+    links.mkdir()
+
+    def linked(paths, n):
+        out = []
+        for k in range(n):
+            p = paths[k % len(paths)]
+            dst = links / f"copy{k:03d}_{Path(p).name}"
+            dst.symlink_to(p)
+            out.append(str(dst))
+        return out
+    calls = {"linearity": ("from jwst_reffiles.linearity.linearity import make_linearity\n"
+                           "make_linearity(files, output_file=out)", lin),
+             "gain": ("from jwst_reffiles.gain.gain import make_gain\n"
+                      "make_gain(files, output_file=out)", pair)}
+    result = {}
+    for name, (snippet, files) in calls.items():
+        for n in counts:
+            t, rss = _measure(snippet, linked(files, n), links / f"{name}_{n}.fits")
+            result[f"{name}_{n}_flats_s"] = round(t, 1)
+            result[f"{name}_{n}_flats_peak_GiB"] = round(rss, 2)
+            for p in links.glob("copy*"):
+                p.unlink()
+    return result
+
+
+def _find_product(rundir: Path, name: str) -> str:
+    hits = list(rundir.rglob(Path(name).name))
+    return str(hits[0]) if hits else name
+
+
+def format_campaign(result: dict) -> str:
+    """The campaign's task table (the README's)."""
+    lines = [f"{'stage':<11}{'reflabel':<25}{'cmdID':<9}{'reftype':<11}{'files':>6}"
+             f"{'task s':>9}{'read once s':>12}{'ratio':>8}{'peak GiB':>10}"]
+    for t in result["tasks"]:
+        ratio = "-" if t["ratio"] is None else f"{t['ratio']:.1f}"
+        lines.append(f"{t['stage']:<11}{t['reflabel']:<25}{t['cmdID'] or '-':<9}"
+                     f"{t['reftype']:<11}{t['n_inputs']:>6}{t['s']:>9.1f}"
+                     f"{t['read_once_s']:>12.2f}{ratio:>8}{t['peak_GiB']:>10.2f}")
+    return "\n".join(lines)
+
+
+#: what a fresh process pays before work, each measured as its own process
+#: (python -c; the fastest of ``repeat``): the interpreter alone is the baseline
+_STARTUP = {
+    "python": "pass",
+    "mkrefs CLI (import jwst_reffiles.cli)": "import jwst_reffiles.cli",
+    "a plug-in and its algorithm (linearity)":
+        "import jwst_reffiles.plugins.mkref_linearity, jwst_reffiles.linearity.linearity",
+    "numpy + astropy.io.fits": "import numpy, astropy.io.fits",
+    "stdatamodels.jwst.datamodels": "from stdatamodels.jwst import datamodels",
+    "first data model opened (asdf extensions)":
+        "from stdatamodels.jwst import datamodels as dm\nm = dm.open(FILE)\nm.close()",
+    "jwst Detector1Pipeline imported":
+        "from jwst.pipeline import Detector1Pipeline",
+    "a pipeline run's process before its first step (worker + pipeline + model)":
+        "import jwst_reffiles.pipeline.worker\nfrom jwst.pipeline import Detector1Pipeline\n"
+        "from stdatamodels.jwst import datamodels as dm\nm = dm.open(FILE)\nm.close()\n"
+        "Detector1Pipeline()",
+}
+
+
+def bench_startup(outdir: Path, repeat: int = 3) -> dict:
+    """Fresh-process start-up: imports, asdf's extension set-up at the first data
+    model, a pipeline object; against the bare interpreter."""
+    import subprocess
+    from jwst_reffiles.simulate import ExposureSpec, make_truth, simulate_exposure
+    work = (outdir / "startup").resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    row = simulate_exposure(make_truth("NRCA1", seed=1), ExposureSpec(
+        "NRCA1", "SUB160", "RAPID", ngroups=3, nints=1, kind="dark",
+        start="2026-01-01T00:00:00"), work, seed=1)
+    path = str(work / row["filename"])
+    result = {"benchmark": f"fresh-process start-up (python -c, fastest of {repeat})"}
+    for name, code in _STARTUP.items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", f"FILE = {path!r}\n" + code], check=True,
+                           capture_output=True, cwd=str(work))
+            times.append(time.perf_counter() - t0)
+        best = min(times)
+        result[f"{name} s"] = round(best, 2)
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--outdir", type=Path, default=Path("bench_output"))
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--only", choices=["simulate", "pipeline", "scaling", "algorithms", "predecessor",
-                                      "memory"], help="run one benchmark")
+                                      "memory", "campaign", "startup"], help="run one benchmark")
+    p.add_argument("--scale", default="FULL",
+                   help="the campaign's NIRCam subarray (FULL, SUB640, SUB320, SUB160)")
     args = p.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
     p_only = args.only
@@ -487,11 +714,17 @@ def main(argv=None) -> int:
         results.append(bench_predecessor(args.outdir))
     if p_only in (None, "memory"):
         results.append(bench_memory(args.outdir))
+    if p_only in (None, "startup"):
+        results.append(bench_startup(args.outdir, args.repeat))
+    if p_only in (None, "campaign"):
+        results.append(bench_campaign(args.outdir, scale=args.scale))
     for r in results:
         print(r["benchmark"])
         for k, v in r.items():
-            if k != "benchmark":
+            if k not in ("benchmark", "tasks"):
                 print(f"  {k:36s} {v}")
+        if "tasks" in r:
+            print(format_campaign(r))
     (args.outdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {args.outdir / 'results.json'}")
     return 0
