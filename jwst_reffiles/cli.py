@@ -361,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     module_params = _module_parameters(_pre_cfgfile(argv))
     parser = main_parser(module_params)
     args = parser.parse_intermixed_args(argv)
+    args.argv = argv                  # the command line, for the run's provenance
     setup_logging(args.verbose)
     if not args.reflabels:
         parser.error("give the reflabels (or reference types) to make, then the input files")
@@ -497,7 +498,9 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
             print("\nDry run: nothing was written" + (
                 f" (a run would use {layout.rundir})" if layout.run_id else ""))
             return 0
+        from .provenance import collect, write_provenance
         from .tables import write_merged
+        provenance = collect(cfg, job, args.argv, state.checksum)
         write_merged(layout.rundir / "ssb_products.ecsv", job.plan.products_table(),
                      "reflabel", replaced=s1.reflabels)
         print(f"\nTables: {layout.inputs_table}, {layout.groups_table}, "
@@ -522,9 +525,11 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
             print("\nmkrefs: interrupted; what finished is kept, a rerun does the rest",
                   file=sys.stderr)
             print(format_summary(job, logfile=layout.rundir / "mkrefs.log"))
+            write_provenance(layout.rundir, provenance, job)
             state.end_session("interrupted")
             return 130
         rc = _report(job, layout, state)
+        write_provenance(layout.rundir, provenance, job)
         try:
             _validate_and_report(cfg, s1, layout, quality=not args.no_quality_check)
         except Exception as exc:       # the reference files are made; say what failed after

@@ -260,6 +260,7 @@ def run_final(task: dict) -> dict:
     """Combine one reflabel's individual files (never raises)."""
     from .combine import BUILTIN_COMBINERS, combine_reffiles
     from .plugins.registry import load_plugin_class
+    from .provenance import stamp
     t0 = time.perf_counter()
     try:
         if not task["inputs"]:
@@ -273,12 +274,16 @@ def run_final(task: dict) -> dict:
                              maxiters=s["maxiters"], min_good_fraction=s["min_good_fraction"],
                              mask_flag_fraction=s["mask_flag_fraction"],
                              stdfunc=s["stdfunc"], history=task["history"])
+            if task.get("provenance"):
+                stamp(out, task["provenance"])
             check_reference_file(out, task["reftype"])
         else:
             cls = load_plugin_class(task["combiner"])
             _write_in_private_dir(out, task["reftype"], lambda tmp: cls(
                 task["inputs"], str(tmp), task["reftype"],
                 {**s, "history": task["history"]}).run())
+            if task.get("provenance"):       # checked already: the header is all it adds
+                stamp(out, task["provenance"])
         return {"ok": True, "seconds": time.perf_counter() - t0, "error": "", "errorfile": "",
                 "side_files": []}
     except BaseException as exc:

@@ -9,6 +9,7 @@ made and valid.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,46 @@ def test_gain_uncertainties_are_those_of_science_pixels(campaign):
             # mostly of them had 1e6); FF boxes of two integrations scatter by tens of %
             assert np.all(np.isfinite(rel)) and rel.max() < 1.0, (path.name, rel.max())
 
+
+def test_every_final_file_records_its_provenance(campaign):
+    import hashlib
+    from importlib import metadata
+
+    from jwst_reffiles.io import file_checksum
+    from jwst_reffiles.provenance import KEYWORDS, digest
+    rc, sim, rundir, (instrument, *_) = campaign
+    prov = json.loads((rundir / "provenance.json").read_text())
+    for name in ("jwst", "stcal", "stdatamodels", "numpy"):
+        assert prov["software"][name] == metadata.version(name)
+    cfg = prov["configuration"]
+    assert cfg["sha256"] == hashlib.sha256(cfg["text"].encode()).hexdigest()
+    assert yaml.safe_load(cfg["text"])["instrument"] == instrument
+    assert "--cfgfile" in prov["command_line"] and str(sim.outdir) in prov["command_line"]
+    assert prov["crds"]["context"] is None               # offline: reffile4ssb only
+    raw = {i["file"]: i["sha256"] for i in prov["inputs"]}
+    assert len(raw) == 8 and all(file_checksum(f) == s for f, s in raw.items())
+    refs = prov["reference_files"]
+    assert {r["reftype"] for r in refs} >= {"mask", "saturation", "linearity"}
+    assert all(file_checksum(r["file"]) == r["sha256"] for r in refs)
+    finals = Table.read(rundir / "final_reffiles.ecsv")
+    entries = {e["reflabel"]: e for e in prov["final_files"]}
+    assert sorted(entries) == sorted(finals["reflabel"])
+    for row in finals:
+        e = entries[row["reflabel"]]
+        assert e["file"] == row["output"] and e["status"] == "made"
+        assert e["sha256"] == file_checksum(row["output"])
+        hdr = fits.getheader(row["output"])
+        assert {k: hdr[k] for k in KEYWORDS} == e["keywords"]
+        assert hdr["JRCFGSUM"] == cfg["sha256"] and hdr["JRSTCAL"] == metadata.version("stcal")
+        mine = {i["file"]: i["sha256"] for i in e["inputs"]}
+        assert mine and all(raw[f] == s for f, s in mine.items())       # of the run's inputs
+        assert hdr["JRINPSUM"] == digest(mine)
+        assert hdr["JRSSBSUM"] == digest({r["file"]: r["sha256"] for r in e["reference_files"]})
+        assert e["reference_files"] and all(r in refs for r in e["reference_files"])
+        # darks-only reference types read no flat
+        exp_types = {fits.getheader(f)["EXP_TYPE"] for f in mine}
+        if row["reftype"] in ("superbias", "readnoise", "dark"):
+            assert all("DARK" in t for t in exp_types), (row["reflabel"], exp_types)
+        history = "".join(str(h) for h in hdr["HISTORY"]).replace(" ", "")
+        for f, s in mine.items():
+            assert f"DATAUSED:{Path(f).name}sha256{s}" in history
