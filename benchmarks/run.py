@@ -16,6 +16,7 @@ made by calwebb_detector1 through our stage 1, once per output directory: minute
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import statistics
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from jwst_reffiles.execution.resources import peak_memory_gib
 
 
 def timed(fn, repeat):
@@ -193,21 +195,11 @@ CALLS = {
 }
 
 
-#: the child's own peak RSS [GiB].  Linux's ru_maxrss of a process started by
-#: fork/vfork + exec begins at the parent's peak at the time (the bench itself
-#: holds simulated data then), so /proc/self/status's VmHWM, the high-water
-#: mark of this program's own address space, is read where there is one.
-_PEAK_SOURCE = """
-def _peak_gib():
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-"""
+#: the child's own peak RSS [GiB], by the run's own measure (its source is sent:
+#: the predecessor's interpreter cannot import ours).  Linux's ru_maxrss of a
+#: process started by fork/vfork + exec begins at the parent's peak at the time
+#: (the bench itself holds simulated data then); VmHWM is the child's own.
+_PEAK_SOURCE = inspect.getsource(peak_memory_gib) + "\n_peak_gib = peak_memory_gib\n"
 
 
 def _measure(snippet: str, files, out, python: str | None = None,
