@@ -159,8 +159,11 @@ def fit_linearity(ramps, times, usable, degree: int = 5, model_degree: int = 3,
             break
     fitted = ok_b & (nramps >= min_ramps)
     # reach: the largest linear signal fitted
-    lin = thetas[:, :, 0:1] * ts[None] + thetas[:, :, 1:2]            # (P, R, G)
-    reach = np.where(ws > 0, lin, 0.0).reshape(npix, -1).max(axis=1)
+    lin = thetas[:, :, 0:1] * ts[None]                                 # (P, R, G), in place
+    lin += thetas[:, :, 1:2]
+    lin[ws <= 0] = 0.0
+    reach = lin.reshape(npix, -1).max(axis=1)
+    del lin
     coeffs = invert_forward(beta.reshape(shape + (q,)), reach.reshape(shape), degree)
     coeffs[2:] = coeffs[2:] * (scale ** (1.0 - np.arange(2, degree + 1)))[:, None, None]
     fitted = fitted.reshape(shape)
@@ -242,7 +245,12 @@ def make_linearity(files, output_file=None, degree: int = 5, model_degree: int =
         nramps = sum(r.shape[0] for r in ramps)
         gmax = max(r.shape[1] for r in ramps)
         q = model_degree - 1
-        per_row = nx * 8 * (2 * nramps * gmax + gmax * (3 * q + 10) + 4 * q * q + 4 * degree)
+        # bytes per row of a block: every ramp's values (float64) and usable flags,
+        # the fit's packed values and weights, and its linear signal at the end
+        # (34 bytes per ramp, group and pixel); the ramps' parameters and systems;
+        # one ramp's work arrays while its usable groups are found; the solves
+        per_row = nx * (34 * nramps * gmax + 8 * nramps * (8 + 2 * q)
+                        + 8 * gmax * (3 * q + 10) + 8 * (4 * q * q + 4 * degree))
         rows = int(max(1, min(ny, memory_mb * 2**20 // per_row)))
         coeffs = np.zeros((degree + 1, ny, nx))
         fitted = np.zeros((ny, nx), bool)
