@@ -666,7 +666,7 @@ def bench_startup(outdir: Path, repeat: int = 3) -> dict:
     work = (outdir / "startup").resolve()
     shutil.rmtree(work, ignore_errors=True)
     row = simulate_exposure(make_truth("NRCA1", seed=1), ExposureSpec(
-        "NRCA1", "SUB160", "RAPID", ngroups=3, nints=1, kind="dark",
+        "NRCA1", "SUB160", "RAPID", ngroups=3, nints=1, kind="dark", flux=0.0,
         start="2026-01-01T00:00:00"), work, seed=1)
     path = str(work / row["filename"])
     result = {"benchmark": f"fresh-process start-up (python -c, fastest of {repeat})"}
