@@ -657,6 +657,11 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
         print(f"  {e['reflabel']:<18} format {'valid' if e['format']['valid'] else 'INVALID'}; "
               f"{comp.get('line') or comp['verdict']}; quality check "
               f"{qc['status']}{' (' + qc.get('step', '') + ')' if qc.get('step') else ''}")
+    cons = results.get("consistency") or {"violations": [], "checked": {}}
+    print(f"\nConsistency across the {cons['checked'].get('files', 0)} final file(s): "
+          + (f"{len(cons['violations'])} violation(s)" if cons["violations"] else "no violation"))
+    for v in cons["violations"]:
+        print(f"  {v['rule']:<24} {', '.join(v['files'])}: {v['detail']}")
     if acc:
         print("\nAccuracy against the injected truth:")
         for f in finals:

@@ -406,7 +406,12 @@ def validate_run(rundir, finals: list[dict], validation_cfg: dict, raw_inputs: l
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         files = list(pool.map(one, finals))
     out = rundir / "validation" / "validation.json"
-    summary = {"run": str(rundir), "files": merge_entries(out, files)}
+    from .consistency import check_consistency
+    consistency = check_consistency(finals)
+    for v in consistency["violations"]:
+        log.warning("consistency: %s: %s (%s)", v["rule"], v["detail"], ", ".join(v["files"]))
+    summary = {"run": str(rundir), "files": merge_entries(out, files),
+               "consistency": consistency}
     write_summary(out, summary)
     summary["path"] = str(out)
     summary["new"] = files

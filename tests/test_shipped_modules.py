@@ -178,3 +178,18 @@ def test_every_final_file_records_its_provenance(campaign):
         history = "".join(str(h) for h in hdr["HISTORY"]).replace(" ", "")
         for f, s in mine.items():
             assert f"DATAUSED:{Path(f).name}sha256{s}" in history
+
+
+def test_the_final_files_of_a_run_are_consistent(campaign):
+    rc, sim, rundir, _ = campaign
+    cons = json.loads((rundir / "validation" / "validation.json").read_text())["consistency"]
+    assert cons["checked"]["files"] == len(SHIPPED) and cons["checked"]["detectors"] == 1
+    npix = fits.getdata(rundir / "final" / "saturation_001.saturation.fits", "SCI").size
+    assert cons["checked"]["monotonic_pixels"] > 0.5 * npix      # most pixels are checked
+    rules = {v["rule"]: v for v in cons["violations"]}
+    # one geometry, every NaN flagged, no zeroed linearity; a correction may turn over
+    # below saturation only in a few pixels (defects)
+    assert set(rules) <= {"linearity_not_monotonic"}, cons["violations"]
+    if rules:
+        assert rules["linearity_not_monotonic"]["pixels"] < 1e-3 * cons["checked"][
+            "monotonic_pixels"]

@@ -1,0 +1,146 @@
+"""Consistency across the reference types of one run (the checks no single file shows).
+
+Array cores (no I/O) and one file adapter, :func:`check_consistency`, whose
+result goes into ``validation.json`` (``consistency``) and the summary.  Each
+violation names the file(s), the rule and how many pixels break it:
+
+* ``geometry``: every file of one detector has the same subarray corner and
+  size (SUBSTRT1/2, SUBSIZE1/2) and the same orientation (FASTAXIS, SLOWAXIS);
+* ``unflagged_nonfinite``: a value that is NaN or infinite has DO_NOT_USE in
+  the file's DQ (the pipeline would otherwise spread it);
+* ``zero_linearity``: a pixel whose linearity coefficients are all zero (it
+  would zero the data) has DO_NOT_USE or NO_LIN_CORR;
+* ``linearity_not_monotonic``: where both are usable, the linearity
+  correction increases from 0 up to the saturation file's level (a
+  correction that turns over before saturation is unphysical).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .dq import flag_value
+
+__all__ = ["GEOMETRY_KEYS", "geometry_violations", "unflagged_nonfinite", "zero_linearity",
+           "not_monotonic", "check_consistency"]
+
+GEOMETRY_KEYS = ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2", "FASTAXIS", "SLOWAXIS")
+
+
+def geometry_violations(headers: dict[str, dict]) -> list[dict]:
+    """Files (name -> primary header values) of one detector whose corner, size or
+    orientation differ from the first file's."""
+    out = []
+    items = list(headers.items())
+    if not items:
+        return out
+    first, ref = items[0]
+    for name, hdr in items[1:]:
+        diff = {k: (ref.get(k), hdr.get(k)) for k in GEOMETRY_KEYS if ref.get(k) != hdr.get(k)}
+        if diff:
+            out.append({"rule": "geometry", "files": [first, name],
+                        "detail": ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())})
+    return out
+
+
+def _flagged(dq, names) -> np.ndarray:
+    return (np.asarray(dq).astype(np.uint32) & np.uint32(flag_value(names))) > 0
+
+
+def unflagged_nonfinite(values: np.ndarray, dq: np.ndarray | None) -> int:
+    """Pixels with a non-finite value in any plane and no DO_NOT_USE."""
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    if bad.ndim > 2:
+        bad = bad.reshape(-1, *bad.shape[-2:]).any(axis=0)
+    if dq is None:
+        return int(bad.sum())
+    dnu = _flagged(dq, "DO_NOT_USE")
+    if dnu.ndim > 2:
+        dnu = dnu.reshape(-1, *dnu.shape[-2:]).all(axis=0)
+    return int((bad & ~dnu).sum())
+
+
+def zero_linearity(coeffs: np.ndarray, dq: np.ndarray) -> int:
+    """Pixels whose coefficients are all zero without DO_NOT_USE or NO_LIN_CORR."""
+    zero = np.all(np.asarray(coeffs) == 0, axis=0)
+    return int((zero & ~_flagged(dq, ["DO_NOT_USE", "NO_LIN_CORR"])).sum())
+
+
+def not_monotonic(coeffs: np.ndarray, lin_dq: np.ndarray, saturation: np.ndarray,
+                  sat_dq: np.ndarray | None = None, npoints: int = 32) -> tuple[int, int]:
+    """(pixels checked, pixels whose correction's slope is not positive somewhere
+    on 0 <= x <= saturation level)."""
+    c = np.asarray(coeffs, np.float64)
+    sat = np.asarray(saturation, np.float64)
+    use = np.isfinite(sat) & (sat > 0) & ~_flagged(lin_dq, ["DO_NOT_USE", "NO_LIN_CORR"])
+    use &= np.all(np.isfinite(c), axis=0) & np.any(c != 0, axis=0)   # zeros: zero_linearity
+    if sat_dq is not None:
+        use &= ~_flagged(sat_dq, ["DO_NOT_USE", "NO_SAT_CHECK"])
+    cu, su = c[:, use], sat[use]                        # (ncoef, n), (n,)
+    bad = np.zeros(su.shape, bool)
+    for frac in np.linspace(0.0, 1.0, npoints):
+        x = frac * su
+        slope = np.zeros_like(su)
+        for k in range(cu.shape[0] - 1, 0, -1):         # Horner on the derivative
+            slope = slope * x + k * cu[k]
+        bad |= ~(slope > 0)
+    return int(use.sum()), int(bad.sum())
+
+
+def _read(path) -> tuple[dict, dict]:
+    from astropy.io import fits
+    with fits.open(path, memmap=False) as hdul:
+        hdr = dict(hdul[0].header)
+        arrays = {h.name: np.asarray(h.data) for h in hdul[1:]
+                  if h.name in ("SCI", "COEFFS", "DQ") and h.data is not None}
+    return hdr, arrays
+
+
+def check_consistency(finals: list[dict]) -> dict:
+    """The checks of the module docstring on a run's final files (dicts with
+    reflabel, reftype, output); returns ``{"checked": [...], "violations": [...]}``."""
+    read = {}
+    for f in finals:
+        if Path(f["output"]).is_file():
+            read[f["output"]] = (f, *_read(f["output"]))
+    violations = []
+    by_detector: dict[str, dict] = {}
+    for path, (f, hdr, arrays) in read.items():
+        by_detector.setdefault(str(hdr.get("DETECTOR")), {})[Path(path).name] = {
+            k: hdr.get(k) for k in GEOMETRY_KEYS}
+    for headers in by_detector.values():
+        violations += geometry_violations(headers)
+    for path, (f, hdr, arrays) in read.items():
+        values = arrays.get("SCI", arrays.get("COEFFS"))
+        if values is not None and values.dtype.kind == "f":
+            n = unflagged_nonfinite(values, arrays.get("DQ"))
+            if n:
+                violations.append({"rule": "unflagged_nonfinite", "files": [Path(path).name],
+                                   "pixels": n, "detail": f"{n} pixel(s) NaN/inf without "
+                                                          "DO_NOT_USE"})
+        if f["reftype"] == "linearity" and "COEFFS" in arrays and "DQ" in arrays:
+            n = zero_linearity(arrays["COEFFS"], arrays["DQ"])
+            if n:
+                violations.append({"rule": "zero_linearity", "files": [Path(path).name],
+                                   "pixels": n, "detail": f"{n} pixel(s) with all coefficients "
+                                                          "0 and neither DO_NOT_USE nor "
+                                                          "NO_LIN_CORR"})
+    lins = [v for v in read.values() if v[0]["reftype"] == "linearity" and "COEFFS" in v[2]]
+    sats = [v for v in read.values() if v[0]["reftype"] == "saturation" and "SCI" in v[2]]
+    checked = {"files": len(read), "detectors": len(by_detector)}
+    for lin in lins:
+        for sat in sats:
+            if lin[2]["COEFFS"].shape[-2:] != sat[2]["SCI"].shape[-2:]:
+                continue                                   # reported as geometry
+            n, bad = not_monotonic(lin[2]["COEFFS"], lin[2].get("DQ", 0),
+                                   sat[2]["SCI"], sat[2].get("DQ"))
+            checked["monotonic_pixels"] = checked.get("monotonic_pixels", 0) + n
+            if bad:
+                names = [Path(lin[0]["output"]).name, Path(sat[0]["output"]).name]
+                violations.append({"rule": "linearity_not_monotonic", "files": names,
+                                   "pixels": bad, "detail": f"{bad} of {n} pixel(s): the "
+                                   "correction turns over below the saturation level"})
+    return {"checked": checked, "violations": violations}
