@@ -615,22 +615,36 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
                for k in ("dark", "flat")}
     # the other reference files a quality-check step needs: this run's, else reffile4ssb's
     made = {f["reftype"]: f["output"] for f in finals}
-    resolver = RefResolver(cfg["reffile4ssb"], {}, layout.rundir / "ssb")
+    resolver = RefResolver(cfg["reffile4ssb"], {}, Path(layout.ssbdir) / "reffiles")
+    inst = str(cfg["instrument"]).upper()
+
+    def configured(exposure, reftypes) -> dict:
+        refs = {}
+        for need in reftypes:
+            try:
+                ref = resolver.resolve(need, resolver.choices({}), primary_header(exposure),
+                                       inst, "validation")
+            except PlanError:
+                continue
+            if ref != "CRDS":
+                refs[need] = ref
+        return refs
+
     first = (by_kind["dark"] or by_kind["flat"])[:1]
     others = dict(made)
-    for need in ("superbias", "readnoise", "gain"):
-        if need not in others and first:
-            try:
-                ref = resolver.resolve(need, resolver.choices({}), primary_header(first[0]),
-                                       str(cfg["instrument"]).upper(), "quality check")
-                if ref not in ("CRDS", "N/A"):
-                    others[need] = ref
-            except PlanError:
-                pass
+    if first:
+        others.update({k: v for k, v in configured(first[0], ("superbias", "readnoise",
+                                                             "gain")).items()
+                       if k not in others and v != "N/A"})
     raws = {f["reftype"]: by_kind[_QC_INPUT.get(f["reftype"], "dark")]
             or by_kind["dark"] or by_kind["flat"] for f in finals}
+    chain = ("mask", "saturation", "superbias", "refpix", "sirskernel", "linearity", "dark",
+             "readnoise")
+    verification = {"heldout": {k: s1.heldout(k) for k in ("dark", "flat")},
+                    "settings": cfg["verification"],
+                    "refs_for": lambda exposure: configured(exposure, chain)}
     results = validate_run(layout.rundir, finals, cfg["validation"], raws, others,
-                           quality=quality)
+                           quality=quality, verification=verification)
     vpath = results["path"]
     truth = find_truth(cat["filename"])
     acc = {}
@@ -657,6 +671,11 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
         print(f"  {e['reflabel']:<18} format {'valid' if e['format']['valid'] else 'INVALID'}; "
               f"{comp.get('line') or comp['verdict']}; quality check "
               f"{qc['status']}{' (' + qc.get('step', '') + ')' if qc.get('step') else ''}")
+    from .verify import summary_line
+    print("\nVerification on held-out exposures:")
+    for e in results["new"]:
+        ver = e.get("verification") or {"status": "skipped", "reason": "not run"}
+        print(f"  {e['reflabel']:<18} {summary_line(ver)}")
     cons = results.get("consistency") or {"violations": [], "checked": {}}
     print(f"\nConsistency across the {cons['checked'].get('files', 0)} final file(s): "
           + (f"{len(cons['violations'])} violation(s)" if cons["violations"] else "no violation"))

@@ -1,6 +1,7 @@
 """``mkrefs demo``: the whole job on an embedded data set.
 
-Simulates NIRCam NRCA1 SUB160 darks and flats over several days (with a dark
+Simulates NIRCam NRCA1 SUB160 darks and flats over several days (the latest
+dark and flat held out of the reference files, to verify the final files on) (with a dark
 current high enough to be measured in short ramps, and flats that saturate
 two thirds of the way up their ramps), then runs one mkrefs call for superbias,
 readnoise, dark, bad_pixel_mask, gain, linearity and saturation offline through
@@ -38,6 +39,7 @@ DD: {{max_Delta_MJD: 4.0}}
 FF: {{max_Delta_MJD: 4.0}}
 DDFF: {{max_Delta_MJD: 4.0}}
 validation: {{{validation}}}
+verification: {{holdout: 1}}
 bad_pixel_mask: {{hot_threshold: 40.0, max_jump_limit: 1}}
 """
 
@@ -61,8 +63,9 @@ def run_demo(outdir="demo_output", jobs: int | None = None, seed: int = 7) -> in
     else:
         print(f"mkrefs demo: simulating NIRCam NRCA1 SUB160 darks and flats over 3 days in {sim}")
         # 25 integrations per dark: the superbias is the mean of 100 zero
-        # frames (read noise 6 DN per frame -> 0.6 DN per pixel)
-        simulate_dataset(sim, subarray="SUB160", ngroups=30, nints=25, ndarks=4, nflats=4,
+        # frames (read noise 6 DN per frame -> 0.6 DN per pixel); the fifth
+        # dark and flat are held out of the reference files to verify them on
+        simulate_dataset(sim, subarray="SUB160", ngroups=30, nints=25, ndarks=5, nflats=5,
                          flat_nints=6, flat_flux=(16000.0,), cadence_days=0.75, seed=seed,
                          truth_parameters=par)
     t_sim = time.perf_counter() - t0

@@ -1,6 +1,8 @@
 """The run report: one static HTML page in the run directory.
 
-``<run>/report/index.html`` with, in order: the inputs table, the groups, the
+``<run>/report/index.html`` with, in order: the verdicts (per final file: its
+format, comparison, quality check and verification on held-out exposures; the
+consistency across the run's files), the inputs table, the groups, the
 pipeline work (done / reused / failed), and per final reference file an image
 (zscale), a histogram, the format check, the comparison with a previous file,
 the quality check and, for simulated inputs, the accuracy against the injected
@@ -23,7 +25,7 @@ from .reffile import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["write_report", "plot_reffile"]
+__all__ = ["write_report", "plot_reffile", "plot_verification"]
 
 _CSS = """
 body{font-family:sans-serif;margin:1.5em;max-width:1200px;color:#222}
@@ -86,6 +88,77 @@ def plot_reffile(path, outdir, stem: str) -> tuple[Path, Path]:
     return img, hist
 
 
+def plot_verification(result: dict, outdir, stem: str) -> Path | None:
+    """One PNG of a verification result: per check, its value on each held-out
+    exposure against the band that passes, or the check's own curve."""
+    checks = [c for c in result.get("checks", []) if c.get("band") or c.get("plot")]
+    if not checks:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(checks), figsize=(5 * len(checks), 3.6), squeeze=False)
+    for ax, c in zip(axes[0], checks):
+        colour = "#070" if c["passed"] else "#b00"
+        if c.get("plot"):
+            pl = c["plot"]
+            if pl.get("kind") == "bar":
+                ax.bar(pl["x"], pl["y"], color=colour)
+            else:
+                ax.plot(pl["x"], pl["y"], "o-", color=colour)
+            ax.set_xlabel(pl["xlabel"], fontsize=8)
+            ax.set_ylabel(pl["ylabel"], fontsize=8)
+        else:
+            vals = c.get("per_exposure") or [c["value"]]
+            ax.plot(range(1, len(vals) + 1), vals, "o", color=colour)
+            ax.set_xlabel("held-out exposure", fontsize=8)
+            ax.set_xticks(range(1, len(vals) + 1))
+        if c.get("band") and not (c.get("plot") or {}).get("kind") == "bar":
+            lo, hi = c["band"]
+            ax.axhspan(lo, hi, color="#8c8", alpha=0.3, label="passes")
+        ax.set_title(f"{c['quantity']}\n{'passed' if c['passed'] else 'FAILED'}: "
+                     f"{c['value']:.4g}\n{c['threshold']}", fontsize=7)
+    fig.tight_layout()
+    path = Path(outdir) / f"{stem}_verify.png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return path
+
+
+def _verdicts_html(validation: dict) -> str:
+    """The verdicts table: one row per final file, then the consistency line."""
+    rows = ["<h2>Verdicts</h2><table><tr><th>reflabel</th><th>reftype</th><th>format</th>"
+            "<th>comparison</th><th>quality check</th><th>verification</th></tr>"]
+    for e in validation.get("files", []):
+        fmt = e.get("format", {})
+        ver = e.get("verification") or {"status": "not run"}
+        vtext = ver.get("test", "") + " " + ver.get("status", "")
+        if ver.get("status") in ("passed", "failed"):
+            failed = [c["quantity"] for c in ver.get("checks", []) if not c["passed"]]
+            vtext += (": " + "; ".join(failed)) if failed else ""
+        else:
+            vtext += ": " + (ver.get("reason") or ver.get("error") or "")
+        rows.append(
+            f"<tr><td>{html.escape(e['reflabel'])}</td><td>{html.escape(e['reftype'])}</td>"
+            f"<td>{_status(fmt.get('valid', False), 'valid' if fmt.get('valid') else 'INVALID')}"
+            f"</td><td>{html.escape(str(e.get('comparison', {}).get('verdict', '')))}</td>"
+            f"<td>{html.escape(str(e.get('quality', {}).get('status', '')))}</td>"
+            f"<td>{_status(ver.get('status') != 'failed' and ver.get('status') != 'error', vtext)}"
+            f"</td></tr>")
+    rows.append("</table>")
+    cons = validation.get("consistency")
+    if cons:
+        v = cons.get("violations", [])
+        rows.append("<p>Consistency across the run's files: "
+                    + _status(not v, f"{len(v)} violation(s)" if v else "no violation")
+                    + "</p>")
+        if v:
+            rows.append("<ul>" + "".join(
+                f"<li>{html.escape(x['rule'])}: {html.escape(', '.join(x['files']))}: "
+                f"{html.escape(x['detail'])}</li>" for x in v) + "</ul>")
+    return "\n".join(rows)
+
+
 def _table_html(table: Table, columns=None, max_rows: int = 200) -> str:
     cols = [c for c in (columns or table.colnames) if c in table.colnames]
     out = ["<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"]
@@ -120,7 +193,8 @@ def write_report(rundir, validation: dict | None = None, accuracy: dict | None =
                    if e.get("accuracy")}, **(accuracy or {})}
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>jwst_reffiles run "
              f"{html.escape(rundir.name)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>jwst_reffiles run {html.escape(str(rundir))}</h1>"]
+             f"<h1>jwst_reffiles run {html.escape(str(rundir))}</h1>",
+             _verdicts_html(validation)]
     tables = {"inputs": ("Inputs", "inputs.ecsv"), "groups": ("Groups", "groups.ecsv"),
               "pipeline": ("Pipeline work", "pipeline_runs.ecsv"),
               "reffiles": ("Individual reference files", "reffiles.ecsv"),
@@ -170,6 +244,27 @@ def write_report(rundir, validation: dict | None = None, accuracy: dict | None =
         else:
             parts.append(f"<p>Quality check: {_status(False, qc.get('status', 'not run'))} "
                          f"{html.escape(qc.get('reason', qc.get('error', '')))}</p>")
+        ver = entry.get("verification") or {}
+        if ver.get("status") in ("passed", "failed"):
+            parts.append(f"<p>Verification ({html.escape(ver['test'])}, steps "
+                         f"{html.escape(', '.join(ver.get('steps', [])))}) on "
+                         + ", ".join(f"<code>{html.escape(Path(h).name)}</code>"
+                                     for h in ver.get("heldout", []))
+                         + ": " + _status(ver["status"] == "passed", ver["status"]) + "</p><ul>"
+                         + "".join(f"<li>{html.escape(c['quantity'])}: {c['value']:.4g} "
+                                   f"({html.escape(c['threshold'])}) "
+                                   + _status(c["passed"], "ok" if c["passed"] else "FAILED")
+                                   + "</li>" for c in ver.get("checks", [])) + "</ul>")
+            try:
+                png = plot_verification(ver, outdir, stem)
+                if png is not None:
+                    parts.append(f"<img src='{png.name}' alt='verification of "
+                                 f"{html.escape(path.name)}'>")
+            except (OSError, ValueError) as exc:
+                parts.append(f"<p class='bad'>no verification plot: {html.escape(str(exc))}</p>")
+        elif ver:
+            parts.append(f"<p>Verification: {html.escape(ver.get('status', ''))}: "
+                         f"{html.escape(ver.get('reason') or ver.get('error') or '')}</p>")
         rows = (accuracy or {}).get(str(path), [])
         if rows:
             parts.append("<table><tr><th>against the injected truth</th><th>value</th>"

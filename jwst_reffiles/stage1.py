@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 from astropy.table import Table, vstack
 
 from .config import Config
-from .inputs import Catalog, Grouping, build_catalog, collect_files, make_groups
+from .inputs import Catalog, Grouping, build_catalog, collect_files, hold_out, make_groups
 from .inputs.grouping import same_illumination
 from .layout import RunLayout, make_layout
 from .reffile import atomic_write
@@ -32,6 +34,14 @@ class Stage1:
     layout: RunLayout
     catalog: Catalog
     groupings: dict[str, Grouping] = field(default_factory=dict)
+
+    def heldout(self, imtype: str | None = None) -> list[str]:
+        """The files held out of every group for verification (of one image type)."""
+        t = self.catalog.table
+        if not len(t) or "heldout" not in t.colnames:
+            return []
+        return [str(f) for f, h, k in zip(t["filename"], t["heldout"], t["imtype"])
+                if h and (imtype is None or str(k) == imtype)]
 
     def groups_table(self) -> Table:
         tables = [g.table() for g in self.groupings.values()]
@@ -71,10 +81,15 @@ def organise_inputs(config: Config, reflabels, inputs, create: bool = True,
     if ff.get("max_level_ratio") and any(config.module(label)["imtypes"] in ("FF", "DDFF")
                                          for label in labels):
         catalog.measure_levels()
+    ver = config["verification"]
+    held = hold_out(catalog.table, ver["holdout"] if ver["enabled"] else 0, ver["min_kept"],
+                    group_by)
+    catalog.table["heldout"] = held
+    usable = catalog.table[~held]
     groupings = {}
     for label in labels:
         section = config.module(label)
-        groupings[label] = make_groups(catalog.table, label, section["imtypes"], limits,
+        groupings[label] = make_groups(usable, label, section["imtypes"], limits,
                                        group_by, flat_pairs=pairing)
         log.info("%s: %d groups", label, len(groupings[label].groups))
     layout = make_layout(config["output"], create=create, new_run=new_run)
@@ -131,6 +146,11 @@ def format_plan(s1: Stage1) -> str:
                                      for p in parts))
         for name, why in g.unused:
             lines.append(f"  not used: {name}: {why}")
+    held = s1.heldout()
+    if held:
+        lines += ["", f"Held out of every reference file, to verify the final files on "
+                      f"(verification: holdout {cfg['verification']['holdout']}):"]
+        lines += [f"  {Path(f).name}" for f in held]
     return "\n".join(lines)
 
 

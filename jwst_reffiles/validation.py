@@ -14,6 +14,9 @@ Three checks per file, each recorded (never silently skipped):
 * **quality check**: the pipeline step that uses the reference type is run
   offline with the new file on one of the run's raw inputs; what it changed is
   recorded.
+* **verification** (:func:`verify`, :mod:`jwst_reffiles.verify`): the file is
+  applied by its step to exposures held out of every reference file and scored
+  against the thresholds of the ``verification`` section; passed or failed.
 
 :func:`compare_arrays` is a pure function; the rest reads files.  The results
 go to ``<run>/validation/validation.json`` and into the report.
@@ -37,7 +40,7 @@ from .reffile import atomic_write
 log = logging.getLogger(__name__)
 
 __all__ = ["compare_arrays", "compare_reffiles", "check_format", "quality_check",
-           "validate_run", "MODELS", "previous_for"]
+           "validate_run", "MODELS", "previous_for", "verify"]
 
 #: Data model class name per reference type.
 MODELS = {"readnoise": "ReadnoiseModel", "rdnoise": "ReadnoiseModel",
@@ -355,15 +358,72 @@ def previous_for(validation_cfg: dict, reflabel: str, reftype: str) -> str | Non
     return None
 
 
+_MATCH_KEYS = ("DETECTOR", "SUBARRAY", "READPATT")
+
+
+def _matches(final_hdr, exposure_hdr) -> bool:
+    """A final file serves an exposure of its detector, subarray and readout."""
+    for key in _MATCH_KEYS:
+        mine = str(final_hdr.get(key, "") or "").strip().upper()
+        if mine in ("", "ANY", "N/A", "GENERIC") or (key == "SUBARRAY" and mine == "FULL"):
+            continue
+        if mine != str(exposure_hdr.get(key, "") or "").strip().upper():
+            return False
+    return True
+
+
+def verify(finals: list[dict], heldout: dict, settings: dict, crds_dir, refs_for=None,
+           workers: int = 2) -> list[dict]:
+    """Closed-loop verification of each final file; one result per file.
+
+    ``heldout``: image type (dark, flat) -> the exposures held out of every
+    reference file; ``settings``: the ``verification`` section (thresholds,
+    max_exposures, enabled); ``refs_for(exposure)``: reftype -> reference file
+    for the steps before and after the tested one (reffile4ssb's; this run's
+    final files of the exposure's detector replace them).  Each result:
+    reflabel, reftype, file, and :func:`jwst_reffiles.verify.verify_file`'s
+    test, status (passed, failed, skipped, error), checks.
+    """
+    from .pipeline.plan import primary_header
+    from .verify import TESTS, verify_file
+    thresholds = {k: v for k, v in settings.items()
+                  if k not in ("enabled", "holdout", "min_kept", "max_exposures")}
+    headers = {f["output"]: primary_header(f["output"]) for f in finals}
+
+    def one(f):
+        base = {"reflabel": f["reflabel"], "reftype": f["reftype"], "file": f["output"]}
+        if not settings.get("enabled", True):
+            return {**base, "status": "skipped", "reason": "verification: enabled is False"}
+        from .pipeline.plan import normalize_reftype
+        test = TESTS.get(normalize_reftype(f["reftype"]))
+        kind = test.imtype if test else "dark"
+        hdr = headers[f["output"]]
+        mine = [e for e in heldout.get(kind, []) if _matches(hdr, primary_header(e))]
+        mine = sorted(mine)[-settings.get("max_exposures", 2):]
+        refs = dict(refs_for(mine[0]) if (refs_for and mine) else {})
+        for other in finals:                  # this run's files of the same detector
+            if other is not f and _matches(headers[other["output"]], hdr):
+                refs[normalize_reftype(other["reftype"])] = other["output"]
+        result = verify_file(f["output"], f["reftype"], mine, refs, thresholds, crds_dir)
+        log.info("verified %s: %s", Path(f["output"]).name, result.get("status"))
+        return {**base, **result}
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, finals))
+
+
 def validate_run(rundir, finals: list[dict], validation_cfg: dict, raw_inputs: list,
                  other_refs: dict, crds_env: dict | None = None, quality: bool = True,
-                 workers: int = 2) -> dict:
+                 workers: int = 2, verification: dict | None = None) -> dict:
     """Validate every final reference file of a run; write validation.json.
 
     ``finals``: dicts with reflabel, reftype, output (the made final files).
     ``raw_inputs``: the raw files a quality check may run on, or a dict
     reftype -> such a list (flats for a gain, darks for a dark...).
     ``other_refs``: reftype -> reference file, for the steps of the quality check.
+    ``verification``: the keyword arguments of :func:`verify` but ``finals`` and
+    ``crds_dir`` (heldout, settings, refs_for), or None: not verified.
     """
     from .pipeline.offline import make_offline_crds_cache
     rundir = Path(rundir)
@@ -410,6 +470,11 @@ def validate_run(rundir, finals: list[dict], validation_cfg: dict, raw_inputs: l
     consistency = check_consistency(finals)
     for v in consistency["violations"]:
         log.warning("consistency: %s: %s (%s)", v["rule"], v["detail"], ", ".join(v["files"]))
+    if verification is not None:
+        results = verify(finals, crds_dir=crds_dir, workers=workers, **verification)
+        for entry, ver in zip(files, results):
+            entry["verification"] = {k: v for k, v in ver.items()
+                                     if k not in ("reflabel", "reftype", "file")}
     summary = {"run": str(rundir), "files": merge_entries(out, files),
                "consistency": consistency}
     write_summary(out, summary)

@@ -2,10 +2,12 @@
 
 One mkrefs call, offline through the real pipeline, from raw darks and flats to
 one final reference file per reflabel; each is compared with the injected
-truth.  The detector has a high dark current (20 e-/s) so that a dark
+truth and verified on the latest dark and flat, held out of them.  The detector has a high dark current (20 e-/s) so that a dark
 reference file can be measured to 2 % in every group of 5.5 s ramps; its
 hot and warm pixels are set above that level.
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -32,10 +34,10 @@ def job(tmp_path_factory):
         warm_dark_current=(30.0, 60.0),
         fractions={k: 2e-3 for k in ("DEAD", "LOW_QE", "OPEN", "HOT", "WARM", "RC",
                                      "TELEGRAPH", "LOW_PED")})
-    darks = simulate_dataset(tmp / "darks", subarray="SUB160", ngroups=20, nints=20, ndarks=5,
+    darks = simulate_dataset(tmp / "darks", subarray="SUB160", ngroups=20, nints=20, ndarks=6,
                              nflats=0, seed=7, truth_parameters=par)
     flats = simulate_dataset(tmp / "flats", subarray="SUB160", ngroups=10, nints=1, ndarks=0,
-                             nflats=4, flat_flux=[10000.0], truth=darks.truth,
+                             nflats=5, flat_flux=[10000.0], truth=darks.truth,
                              write_reffiles=False)
     cfg = tmp / "main.cfg"
     cfg.write_text(f"""
@@ -43,6 +45,7 @@ output: {{outrootdir: {tmp / 'out'}, runID: 1}}
 reffile4ssb: {{default: '{darks.outdir / 'reffiles'}/*.fits'}}
 grouping: {{group_by: [INSTRUME, DETECTOR, READPATT, SUBARRAY]}}
 bad_pixel_mask: {{hot_threshold: 40.0, max_jump_limit: 1}}
+verification: {{holdout: 1}}
 """)
     rc = cli.main(["-v", "--cfgfile", str(cfg), ",".join(LABELS),
                    str(darks.outdir / "*_uncal.fits"), str(flats.outdir / "*_uncal.fits")])
@@ -82,7 +85,24 @@ def test_one_valid_final_reference_file_per_reflabel(job):
             assert row["output"].split("/")[-1] in history
     assert len(individual[individual["reflabel"] == "readnoise"]) == 5      # imtypes D
     history = "".join(str(h) for h in fits.getheader(_final(rundir, "dark"))["HISTORY"])
-    assert all(f.name in history for f in darks.files())
+    *used, held = darks.files()
+    assert all(f.name in history for f in used) and held.name not in history
+
+
+def test_verified_on_the_held_out_exposures(job):
+    rc, darks, rundir = job
+    inputs = Table.read(rundir / "inputs.ecsv")
+    held = sorted(str(b) for b in inputs["basename"][inputs["heldout"]])
+    assert len(held) == 2 and darks.files()[-1].name.startswith(held[0])
+    results = json.loads((rundir / "validation" / "validation.json").read_text())
+    tests = {"readnoise": "readnoise_cds", "superbias": "superbias_residual",
+             "dark": "dark_residual", "bad_pixel_mask": "mask_outliers"}
+    for e in results["files"]:
+        ver = e["verification"]
+        assert ver["test"] == tests[e["reflabel"]] and ver["status"] == "passed", ver
+        assert len(ver["heldout"]) == 1 and all(c["passed"] for c in ver["checks"])
+    page = (rundir / "report" / "index.html").read_text()
+    assert page.index("Verdicts") < page.index("Inputs")
 
 
 def test_readnoise_within_2_percent(job):

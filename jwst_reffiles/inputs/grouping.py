@@ -37,6 +37,11 @@ Rules (deterministic, whatever the order the files were given in):
   interleaved in time pair up within each illumination.
 * A missing max_Delta_MJD means no limit.
 
+Held out (:func:`hold_out`, the ``verification: holdout`` setting): the
+latest N files of each image type in each ``group_by`` split, where at least
+``min_kept`` others remain, go into no group; the final reference files are
+verified on them.
+
 Each group has a cmdID: 8 hex digits of a hash of the reflabel and the names of
 its files, so the same inputs always give the same cmdID and output name.
 """
@@ -51,7 +56,7 @@ from astropy.table import Table
 from ..config import normalize_imtypes
 
 __all__ = ["Member", "InputGroup", "Grouping", "make_groups", "same_illumination",
-           "DEFAULT_GROUP_BY"]
+           "DEFAULT_GROUP_BY", "hold_out"]
 
 DEFAULT_GROUP_BY = ("INSTRUME", "DETECTOR", "READPATT", "SUBARRAY", "NGROUPS", "NINTS")
 
@@ -217,6 +222,30 @@ def _key_of(row, group_by) -> tuple:
         else:
             vals.append(None)
     return tuple(vals)
+
+
+def hold_out(table: Table, n: int, min_kept: int = 2, group_by=DEFAULT_GROUP_BY):
+    """Which rows of the master table are held out of every group (bool array).
+
+    In each split by the ``group_by`` keywords and image type (dark, flat), the
+    ``n`` latest files (by MJD, then name) are held out when at least
+    ``min_kept`` files of the split remain; otherwise none of the split is.
+    """
+    import numpy as np
+    held = np.zeros(len(table), bool)
+    if n <= 0 or not len(table):
+        return held
+    group_by = [k.upper() for k in group_by]
+    splits: dict[tuple, list[int]] = {}
+    for i in range(len(table)):
+        row = table[i]
+        splits.setdefault((str(row["imtype"]),) + _key_of(row, group_by), []).append(i)
+    for rows in splits.values():
+        if len(rows) - n < min_kept:
+            continue
+        rows.sort(key=lambda i: (float(table["MJD"][i]), str(table["basename"][i])))
+        held[rows[-n:]] = True
+    return held
 
 
 def make_groups(table: Table, reflabel: str, imtypes: str, limits: dict | None = None,
