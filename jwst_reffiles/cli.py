@@ -590,7 +590,7 @@ def _crds_problems(plan) -> list[str]:
 
 
 #: Which kind of input a reference type's quality check runs on.
-_QC_INPUT = {"gain": "flat", "linearity": "flat", "saturation": "flat"}
+_QC_INPUT = {"gain": "flat", "linearity": "flat", "saturation": "flat", "ipc": "flat"}
 
 
 def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:

@@ -272,6 +272,14 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
         model.dq = dq_out
         if hasattr(model, "dq_def"):
             model.dq_def = dq_def_records(dq_out)
+    if reftype.lower() == "ipc" and sci_out is not None:
+        from astropy.io import fits
+
+        from .ipc import header_cards
+        errs = [fits.getheader(f).get("IPCFERR") for f in files]
+        err = (float(np.sqrt(sum(e * e for e in errs))) / n
+               if all(e is not None for e in errs) else None)
+        model.extra_fits = {"PRIMARY": {"header": header_cards(sci_out, err)}}
     name = combination_name(reftype, combiner)
     base = description or str(model.meta.description or f"{reftype} reference file")
     model.meta.description = (f"{base} (combined: {name} of {n})" if description is None

@@ -5,14 +5,19 @@ result goes into ``validation.json`` (``consistency``) and the summary.  Each
 violation names the file(s), the rule and how many pixels break it:
 
 * ``geometry``: every file of one detector has the same subarray corner and
-  size (SUBSTRT1/2, SUBSIZE1/2) and the same orientation (FASTAXIS, SLOWAXIS);
+  size (SUBSTRT1/2, SUBSIZE1/2) and the same orientation (FASTAXIS, SLOWAXIS)
+  (an IPC kernel has none and is left out);
 * ``unflagged_nonfinite``: a value that is NaN or infinite has DO_NOT_USE in
   the file's DQ (the pipeline would otherwise spread it);
 * ``zero_linearity``: a pixel whose linearity coefficients are all zero (it
   would zero the data) has DO_NOT_USE or NO_LIN_CORR;
 * ``linearity_not_monotonic``: where both are usable, the linearity
   correction increases from 0 up to the saturation file's level (a
-  correction that turns over before saturation is unphysical).
+  correction that turns over before saturation is unphysical);
+* ``ipc_convention``: a gain file records whether it is corrected for IPC
+  (IPCCORR, IPCFACTR); with an IPC file of the same detector, an uncorrected
+  gain where the kernel couples, or a corrected one whose factor is not the
+  kernel's, is a violation.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 from .dq import flag_value
 
 __all__ = ["GEOMETRY_KEYS", "geometry_violations", "unflagged_nonfinite", "zero_linearity",
-           "not_monotonic", "check_consistency"]
+           "not_monotonic", "ipc_convention", "check_consistency"]
 
 GEOMETRY_KEYS = ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2", "FASTAXIS", "SLOWAXIS")
 
@@ -109,6 +114,8 @@ def check_consistency(finals: list[dict]) -> dict:
     violations = []
     by_detector: dict[str, dict] = {}
     for path, (f, hdr, arrays) in read.items():
+        if f["reftype"] == "ipc":                     # a kernel: no pixel geometry
+            continue
         by_detector.setdefault(str(hdr.get("DETECTOR")), {})[Path(path).name] = {
             k: hdr.get(k) for k in GEOMETRY_KEYS}
     for headers in by_detector.values():
@@ -143,4 +150,47 @@ def check_consistency(finals: list[dict]) -> dict:
                 violations.append({"rule": "linearity_not_monotonic", "files": names,
                                    "pixels": bad, "detail": f"{bad} of {n} pixel(s): the "
                                    "correction turns over below the saturation level"})
+    gains = [v for v in read.values() if v[0]["reftype"] == "gain"]
+    ipcs = [v for v in read.values() if v[0]["reftype"] == "ipc"]
+    for gain in gains:
+        for ipc in ipcs:
+            if str(gain[1].get("DETECTOR")) != str(ipc[1].get("DETECTOR")):
+                continue
+            why = ipc_convention(gain[1], ipc[1])
+            if why:
+                violations.append({"rule": "ipc_convention", "files": [
+                    Path(gain[0]["output"]).name, Path(ipc[0]["output"]).name], "detail": why})
     return {"checked": checked, "violations": violations}
+
+
+def ipc_convention(gain_hdr: dict, ipc_hdr: dict, tolerance: float = 0.01) -> str | None:
+    """Why a gain file and an IPC file of one detector disagree on IPC, or None.
+
+    The gain records whether its variances were corrected for IPC (IPCCORR) and
+    by what factor (IPCFACTR); the IPC file its couplings (IPCALPHX/Y/D).  A gain
+    not corrected while the IPC file's coupling changes the variances by more than
+    ``tolerance`` (or 3 standard errors of the IPC file's factor, IPCFERR, if
+    more) is the apparent gain, too high by that factor; a corrected gain's
+    factor must be the kernel's within that.
+    """
+    from .ipc import coupling_kernel, variance_factor
+    alphas = [ipc_hdr.get(k) for k in ("IPCALPHX", "IPCALPHY", "IPCALPHD")]
+    if any(a is None for a in alphas):
+        return None                       # an IPC file that does not say its coupling
+    factor = variance_factor(coupling_kernel(*[float(a) for a in alphas]))
+    # a small data set measures the kernel no better than its standard error
+    tolerance = max(tolerance, 3 * float(ipc_hdr.get("IPCFERR", 0.0) or 0.0))
+    corrected = gain_hdr.get("IPCCORR")
+    if corrected is None:
+        return "the gain file does not record whether it is corrected for IPC (IPCCORR)"
+    if not corrected:
+        if abs(factor - 1) > tolerance:
+            return (f"the gain is not corrected for IPC while the IPC file's coupling "
+                    f"(alpha_x {alphas[0]}, alpha_y {alphas[1]}) makes the variances "
+                    f"{factor:.4f} x too small (set ipc_correction: true)")
+        return None
+    measured = float(gain_hdr.get("IPCFACTR", 1.0))
+    if abs(measured / factor - 1) > tolerance:
+        return (f"the gain's IPC factor {measured:.4f} differs from the IPC file's "
+                f"{factor:.4f} by more than {tolerance:.1%}")
+    return None

@@ -46,7 +46,7 @@ __all__ = ["compare_arrays", "compare_reffiles", "check_format", "quality_check"
 MODELS = {"readnoise": "ReadnoiseModel", "rdnoise": "ReadnoiseModel",
           "superbias": "SuperBiasModel", "dark": "DarkModel", "mask": "MaskModel",
           "bpm": "MaskModel", "gain": "GainModel", "linearity": "LinearityModel",
-          "saturation": "SaturationModel"}
+          "saturation": "SaturationModel", "ipc": "IPCModel"}
 
 _REFTYPE_KEY = {"rdnoise": "READNOISE", "bpm": "MASK"}
 _MAIN_EXT = {"LinearityModel": "COEFFS", "MaskModel": "DQ"}
@@ -252,7 +252,8 @@ QC_STEPS = {"mask": ("jwst.dq_init", "DQInitStep", "override_mask"),
             "linearity": ("jwst.linearity", "LinearityStep", "override_linearity"),
             "readnoise": ("jwst.ramp_fitting", "RampFitStep", "override_readnoise"),
             "rdnoise": ("jwst.ramp_fitting", "RampFitStep", "override_readnoise"),
-            "gain": ("jwst.ramp_fitting", "RampFitStep", "override_gain")}
+            "gain": ("jwst.ramp_fitting", "RampFitStep", "override_gain"),
+            "ipc": ("jwst.ipc", "IPCStep", "override_ipc")}
 
 #: Other reference files each step needs (taken from the run's reffile4ssb).
 QC_NEEDS = {"SaturationStep": ["superbias"], "RampFitStep": ["readnoise", "gain"]}

@@ -237,6 +237,11 @@ def make_gain(flat_files, dark_files=(), output_file=None, box: int = 32, sigma:
     out = Path(output_file)
     info = crds_info_from_file(flats[0], shape=(ny, nx))
     model = dm.GainModel(data=gain.astype(np.float32))
+    # the IPC convention, for the users and the run's consistency check with an IPC file
+    cards = [["IPCCORR", bool(ipc_correction), "variances corrected for IPC"]]
+    if ipc_correction:
+        cards.append(["IPCFACTR", round(ipc_mean, 6), "IPC factor of the variances"])
+    model.extra_fits = {"PRIMARY": {"header": cards}}
     path = save_reference(model, out, reftype="GAIN", input_files=flats + darks, info=info,
                           author=author, description=description, pedigree=pedigree,
                           useafter=useafter, history=notes)

@@ -102,7 +102,7 @@ def _box_ratio(a: np.ndarray, b: np.ndarray, box: int) -> np.ndarray:
 
 
 def box_noise(diff: np.ndarray, box: int, sigma: float = 5.0, maxiters: int | None = 5,
-              covariances: bool = False):
+              covariances: bool = False, per_lag: bool = False):
     """Clipped variance of a difference image in boxes.
 
     Parameters
@@ -117,7 +117,8 @@ def box_noise(diff: np.ndarray, box: int, sigma: float = 5.0, maxiters: int | No
     -------
     variance, npix : (nby, nbx) arrays (ddof=1; NaN where fewer than 3 pixels)
     kept : (ny, nx) bool, the pixels used
-    covsum : (nby, nbx) array, or None
+    covsum : (nby, nbx) array, or None; with ``per_lag`` a dict lag -> (nby, nbx)
+        autocovariance at that lag instead (not doubled, not summed)
     """
     stack = to_boxes(np.asarray(diff, dtype=np.float64), box)
     st = stack_stats(stack, sigma=sigma, maxiters=maxiters)
@@ -131,7 +132,7 @@ def box_noise(diff: np.ndarray, box: int, sigma: float = 5.0, maxiters: int | No
     kept = from_boxes(keep, box, shape)
     covsum = None
     if covariances:
-        covsum = np.zeros_like(var)
+        covsum = {} if per_lag else np.zeros_like(var)
         dev_img = from_boxes(dev, box, shape)
         ny, nx = shape
         for dy, dx in IPC_LAGS:
@@ -146,7 +147,11 @@ def box_noise(diff: np.ndarray, box: int, sigma: float = 5.0, maxiters: int | No
             prod[ys, xs] = np.where(b, dev_img[ys, xs] * dev_img[yd, xd], 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 # + var/n: deviations from the box's own mean covary by -var/n
-                covsum += 2.0 * (_box_sum(prod, box) / _box_sum(both, box) + var / n)
+                cov = _box_sum(prod, box) / _box_sum(both, box) + var / n
+            if per_lag:
+                covsum[(dy, dx)] = cov
+            else:
+                covsum += 2.0 * cov
     return var, n, kept, covsum
 
 

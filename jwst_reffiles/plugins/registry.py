@@ -36,6 +36,7 @@ BUILTIN_MODULES = ("jwst_reffiles.plugins.mkref_readnoise",
                    "jwst_reffiles.plugins.mkref_gain_bryan",
                    "jwst_reffiles.plugins.mkref_linearity",
                    "jwst_reffiles.plugins.mkref_saturation",
+                   "jwst_reffiles.plugins.mkref_ipc",
                    "jwst_reffiles.example.mkref_example_readnoise_module")
 
 

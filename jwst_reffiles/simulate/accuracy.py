@@ -19,7 +19,7 @@ __all__ = ["find_truth", "accuracy", "zero_frame_drift", "TARGETS"]
 
 #: The accuracy targets (Algorithms and New-reference-types issues).
 TARGETS = {"readnoise": 0.02, "superbias": 0.5, "dark": 0.02, "mask": 0.99, "gain": 0.02,
-           "linearity": 0.005, "saturation": 0.01}
+           "linearity": 0.005, "saturation": 0.01, "ipc": 0.001}
 
 
 def find_truth(input_files) -> Path | None:
@@ -88,6 +88,18 @@ def accuracy(path, reftype: str, truth_path, tframe: float | None = None,
     ADJ_OPEN; darks: the others).
     """
     rt = reftype.lower()
+    if rt == "ipc":                       # a kernel: its couplings against the injected
+        t_hdr, f_hdr = fits.getheader(truth_path), fits.getheader(path)
+        if "IPCALPHA" not in t_hdr or "IPCALPHX" not in f_hdr:
+            return []
+        rows = []
+        for key, inj in (("IPCALPHX", t_hdr["IPCALPHA"]), ("IPCALPHY", t_hdr["IPCALPHA"]),
+                         ("IPCALPHD", t_hdr.get("IPCALPHD", 0.0))):
+            err = float(f_hdr[key]) - float(inj)
+            rows.append(_row(f"{key} recovered - injected", err, "+- 0.001",
+                             abs(err) <= TARGETS["ipc"],
+                             f"{float(f_hdr[key]):.5f} vs {float(inj):.5f}"))
+        return rows
     with fits.open(truth_path) as t, fits.open(path) as f:
         sl = _slices(f[0].header)
         maps = {h.name: h.data[sl] for h in t[1:] if h.is_image and h.data is not None

@@ -3,7 +3,8 @@
 The detector is followed frame by frame.  Between two reads each pixel collects
 Poisson-distributed electrons from dark current and light; cosmic rays add
 charge at random times; the accumulated charge (in DN through the gain) goes
-through the nonlinearity and the saturation plateau; reset-decay (RC) and
+through inter-pixel capacitance (a 3x3 kernel, when the truth has one), the
+nonlinearity and the saturation plateau; reset-decay (RC) and
 random telegraph noise add their signal; every read adds bias, a drift common
 to the pixels of one amplifier (with an even/odd column offset), and white read
 noise.  A group is the average of its NFRAMES frames; GROUPGAP frames after
@@ -139,6 +140,10 @@ def simulate_ramps(truth: DetectorTruth, subarray: Subarray, pattern: ReadoutPat
     lp_idx = np.nonzero(truth.low_pedestal[sl] != 0)
     lp_val = truth.low_pedestal[sl][lp_idx]
 
+    kernel = truth.ipc_kernel.astype(f32)
+    coupled = kernel[1, 1] != 1.0
+    if coupled:
+        from scipy.ndimage import convolve
     read_t = frame_read_times(pattern, ngroups, tframe)
     t_int = float(read_t[-1, -1])
     events = (_cosmic_rays(rng, nints, t_int, shape, geom.pixel_pitch_um, sensitive, par)
@@ -176,6 +181,9 @@ def simulate_ramps(truth: DetectorTruth, subarray: Subarray, pattern: ReadoutPat
                     ev_next += 1
                 t_prev = t
                 linear = charge / gain
+                if coupled:     # IPC: the signal shared with the neighbours (not with
+                    #             the reference pixels, which have no photodiode to couple)
+                    linear = np.where(sensitive, convolve(linear, kernel, mode="nearest"), 0)
                 if rc_amp.size:
                     linear[rc_idx] += rc_amp * (1 - np.exp(-t / rc_tau))
                 # nonlinearity, then the saturation plateau

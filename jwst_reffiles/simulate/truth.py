@@ -129,6 +129,8 @@ class TruthParameters:
     nonlin_deficit_sigma: float = 0.015
     refpix_drift_sigma: float = 4.0     # DN, per frame, per amplifier
     refpix_even_odd_sigma: float = 2.0  # DN, even/odd column offset per amp
+    ipc_alpha: float = 0.0              # charge coupled to each side neighbour (fraction)
+    ipc_alpha_diagonal: float = 0.0     # ... and to each corner neighbour
     cosmic_ray_flux: float = 5.0        # events / cm^2 / s
     cosmic_ray_median_e: float = 1500.0 # electrons (median deposit)
     cosmic_ray_sigma_ln: float = 0.8
@@ -208,6 +210,14 @@ class DetectorTruth:
         resp = self.qe * self.open_neighbour_gain
         resp[self.refpix] = 0.0
         return resp
+
+    @property
+    def ipc_kernel(self) -> np.ndarray:
+        """The 3x3 inter-pixel capacitance kernel the collected signal is convolved
+        with: ``ipc_alpha`` to each side neighbour, ``ipc_alpha_diagonal`` to each
+        corner, the rest kept (it sums to 1)."""
+        a, d = self.parameters.ipc_alpha, self.parameters.ipc_alpha_diagonal
+        return np.array([[d, a, d], [a, 1 - 4 * a - 4 * d, a], [d, a, d]], np.float64)
 
     def linearity_coefficients(self) -> np.ndarray:
         """Correction polynomial coefficients (ncoeffs, ny, nx); see module doc."""

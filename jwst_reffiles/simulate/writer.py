@@ -250,6 +250,8 @@ def write_detector_truth(truth: DetectorTruth, outdir: Path) -> tuple[Path, Path
         hdr["INSTRUME"] = truth.geometry.instrument
         hdr["DETECTOR"] = det
         hdr["SIMSEED"] = truth.seed
+        hdr["IPCALPHA"] = (truth.parameters.ipc_alpha, "injected IPC coupling, side")
+        hdr["IPCALPHD"] = (truth.parameters.ipc_alpha_diagonal, "injected IPC coupling, corner")
         hdr["ORIGIN"] = ORIGIN
         hdr["HIERARCH SIM PARAMETERS"] = json.dumps(asdict(truth.parameters))[:60]
         hdus = [fits.PrimaryHDU(header=hdr)]
@@ -311,7 +313,8 @@ def write_truth_reffiles(truth: DetectorTruth, outdir: Path,
     ``darks`` (RAPID frames, enough to cover the exposures).  The pipeline cuts
     full-frame files down to a subarray itself.
 
-    Conventions: the readnoise file holds the CDS noise (sqrt(2) x single-frame
+    Conventions: the ipc file holds the 3x3 deconvolution kernel of the
+    injected coupling (the jwst ipc step convolves with it); the readnoise file holds the CDS noise (sqrt(2) x single-frame
     noise, in DN), as the jwst ramp fitting expects; the saturation file holds
     the flagging threshold: the plateau minus five single-frame read noises, so
     that every saturated read is flagged; the superbias is the stable bias
@@ -373,8 +376,8 @@ def write_truth_reffiles(truth: DetectorTruth, outdir: Path,
     save(dm.GainModel(data=truth.gain.astype(np.float32)), "gain")
     save(dm.ReadnoiseModel(data=(np.sqrt(2.0) * truth.read_noise).astype(np.float32)),
          "readnoise")
-    ipc = np.zeros((3, 3), np.float32)
-    ipc[1, 1] = 1.0
+    from ..ipc import deconvolution_kernel
+    ipc = deconvolution_kernel(truth.ipc_kernel).astype(np.float32)
     save(dm.IPCModel(data=ipc), "ipc", subarray=None)   # a kernel: no subarray keywords
 
     if geom.instrument == "MIRI":

@@ -1,0 +1,7 @@
+"""IPC reference files: the inter-pixel capacitance kernel (jwst_reffiles.ipc.ipc)."""
+
+from .ipc import (coupling_kernel, deconvolution_kernel, fit_kernel, header_cards, kernel_ratios,
+                  lag_ratios, make_ipc, variance_factor)
+
+__all__ = ["coupling_kernel", "deconvolution_kernel", "fit_kernel", "header_cards", "kernel_ratios",
+           "lag_ratios", "make_ipc", "variance_factor"]
