@@ -171,6 +171,25 @@ def _extensions(hdul) -> dict:
             "dq": "DQ" if "DQ" in names else None}
 
 
+def _hot_pixel_cards(headers) -> list:
+    """The final IPC file's hot-pixel couplings (IPCHOTX/Y/D, IPCHOTN) from its
+    individual files': the same when they came from the same darks, else their
+    mean weighted by the stamps behind each."""
+    keys = ("IPCHOTX", "IPCHOTY", "IPCHOTD")
+    found = [h for h in headers if all(k in h for k in keys + ("IPCHOTN",))]
+    if not found:
+        return []
+    values = {tuple(h[k] for k in keys + ("IPCHOTN",)) for h in found}
+    if len(values) == 1:
+        (*alphas, stamps), = values
+    else:
+        w = np.array([float(h["IPCHOTN"]) for h in found])
+        alphas = [float(np.sum(w * [h[k] for h in found]) / w.sum()) for k in keys]
+        stamps = int(w.sum())
+    return [[k, round(float(a), 6), found[0].comments[k]] for k, a in zip(keys, alphas)] + [
+        ["IPCHOTN", int(stamps), found[0].comments["IPCHOTN"]]]
+
+
 def combination_name(reftype: str, combiner: str) -> str:
     """How a reference type's individual files combine, in a word or two: masks by a
     flag vote, the others by the combiner."""
@@ -276,10 +295,12 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
         from astropy.io import fits
 
         from .ipc import header_cards
-        errs = [fits.getheader(f).get("IPCFERR") for f in files]
+        headers = [fits.getheader(f) for f in files]
+        errs = [h.get("IPCFERR") for h in headers]
         err = (float(np.sqrt(sum(e * e for e in errs))) / n
                if all(e is not None for e in errs) else None)
-        model.extra_fits = {"PRIMARY": {"header": header_cards(sci_out, err)}}
+        model.extra_fits = {"PRIMARY": {"header": header_cards(sci_out, err)
+                                        + _hot_pixel_cards(headers)}}
     name = combination_name(reftype, combiner)
     base = description or str(model.meta.description or f"{reftype} reference file")
     model.meta.description = (f"{base} (combined: {name} of {n})" if description is None

@@ -8,9 +8,17 @@ violation names the file(s), the rule and how many pixels break it:
   size (SUBSTRT1/2, SUBSIZE1/2) and the same orientation (FASTAXIS, SLOWAXIS)
   (an IPC kernel has none and is left out);
 * ``unflagged_nonfinite``: a value that is NaN or infinite has DO_NOT_USE in
-  the file's DQ (the pipeline would otherwise spread it);
+  the file's DQ (the pipeline would otherwise spread it) -- in the run's mask
+  for a file with no DQ of its own (readnoise, gain);
 * ``zero_linearity``: a pixel whose linearity coefficients are all zero (it
   would zero the data) has DO_NOT_USE or NO_LIN_CORR;
+* ``mask_do_not_use``: with a bad pixel mask of the detector in the run, a
+  pixel another file cannot serve -- a NaN or infinite value in any plane, all
+  linearity coefficients zero, a gain or readnoise that is not positive -- is
+  handled: flagged in that file (DO_NOT_USE; NO_LIN_CORR for linearity,
+  NO_SAT_CHECK for saturation) or DO_NOT_USE in the mask, which the pipeline
+  carries into every exposure (``unflagged_nonfinite`` judges each file on its
+  own; this rule judges the set the pipeline will apply together);
 * ``linearity_not_monotonic``: where both are usable, the linearity
   correction increases from 0 up to the saturation file's level (a
   correction that turns over before saturation is unphysical);
@@ -26,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .dq import flag_value
+from .combine import MASK_REFTYPES
+from .dq import has_flag
 
 __all__ = ["GEOMETRY_KEYS", "geometry_violations", "unflagged_nonfinite", "zero_linearity",
-           "not_monotonic", "ipc_convention", "check_consistency"]
+           "not_monotonic", "ipc_convention", "unhandled_by_mask", "check_consistency"]
 
 GEOMETRY_KEYS = ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2", "FASTAXIS", "SLOWAXIS")
 
@@ -50,10 +59,6 @@ def geometry_violations(headers: dict[str, dict]) -> list[dict]:
     return out
 
 
-def _flagged(dq, names) -> np.ndarray:
-    return (np.asarray(dq).astype(np.uint32) & np.uint32(flag_value(names))) > 0
-
-
 def unflagged_nonfinite(values: np.ndarray, dq: np.ndarray | None) -> int:
     """Pixels with a non-finite value in any plane and no DO_NOT_USE."""
     values = np.asarray(values)
@@ -62,7 +67,7 @@ def unflagged_nonfinite(values: np.ndarray, dq: np.ndarray | None) -> int:
         bad = bad.reshape(-1, *bad.shape[-2:]).any(axis=0)
     if dq is None:
         return int(bad.sum())
-    dnu = _flagged(dq, "DO_NOT_USE")
+    dnu = has_flag(dq, "DO_NOT_USE")
     if dnu.ndim > 2:
         dnu = dnu.reshape(-1, *dnu.shape[-2:]).all(axis=0)
     return int((bad & ~dnu).sum())
@@ -71,7 +76,33 @@ def unflagged_nonfinite(values: np.ndarray, dq: np.ndarray | None) -> int:
 def zero_linearity(coeffs: np.ndarray, dq: np.ndarray) -> int:
     """Pixels whose coefficients are all zero without DO_NOT_USE or NO_LIN_CORR."""
     zero = np.all(np.asarray(coeffs) == 0, axis=0)
-    return int((zero & ~_flagged(dq, ["DO_NOT_USE", "NO_LIN_CORR"])).sum())
+    return int((zero & ~has_flag(dq, ["DO_NOT_USE", "NO_LIN_CORR"])).sum())
+
+
+#: the flags by which a file of a reference type says it does not serve a pixel
+OWN_FLAGS = {"linearity": ["DO_NOT_USE", "NO_LIN_CORR"],
+             "saturation": ["DO_NOT_USE", "NO_SAT_CHECK"]}
+#: reference types whose value must be positive to be used (the ramp fit divides by them)
+POSITIVE = ("gain", "readnoise")
+
+
+def unhandled_by_mask(values: np.ndarray, reftype: str, dq: np.ndarray | None,
+                      mask_dq: np.ndarray) -> int:
+    """Pixels a file cannot serve (see ``mask_do_not_use`` above) that neither
+    its own flags nor the mask's DO_NOT_USE handle."""
+    values = np.asarray(values)
+    planes = values.reshape(-1, *values.shape[-2:])
+    bad = (~np.isfinite(planes)).any(axis=0)
+    if reftype == "linearity":
+        bad |= np.all(planes == 0, axis=0)
+    if reftype in POSITIVE:
+        with np.errstate(invalid="ignore"):
+            bad |= (planes <= 0).any(axis=0)
+    handled = has_flag(mask_dq, "DO_NOT_USE")
+    if dq is not None:
+        own = has_flag(dq, OWN_FLAGS.get(reftype, ["DO_NOT_USE"]))
+        handled = handled | (own.reshape(-1, *own.shape[-2:]).all(axis=0))
+    return int((bad & ~handled).sum())
 
 
 def not_monotonic(coeffs: np.ndarray, lin_dq: np.ndarray, saturation: np.ndarray,
@@ -80,10 +111,10 @@ def not_monotonic(coeffs: np.ndarray, lin_dq: np.ndarray, saturation: np.ndarray
     on 0 <= x <= saturation level)."""
     c = np.asarray(coeffs, np.float64)
     sat = np.asarray(saturation, np.float64)
-    use = np.isfinite(sat) & (sat > 0) & ~_flagged(lin_dq, ["DO_NOT_USE", "NO_LIN_CORR"])
+    use = np.isfinite(sat) & (sat > 0) & ~has_flag(lin_dq, ["DO_NOT_USE", "NO_LIN_CORR"])
     use &= np.all(np.isfinite(c), axis=0) & np.any(c != 0, axis=0)   # zeros: zero_linearity
     if sat_dq is not None:
-        use &= ~_flagged(sat_dq, ["DO_NOT_USE", "NO_SAT_CHECK"])
+        use &= ~has_flag(sat_dq, ["DO_NOT_USE", "NO_SAT_CHECK"])
     cu, su = c[:, use], sat[use]                        # (ncoef, n), (n,)
     bad = np.zeros(su.shape, bool)
     for frac in np.linspace(0.0, 1.0, npoints):
@@ -120,10 +151,16 @@ def check_consistency(finals: list[dict]) -> dict:
             k: hdr.get(k) for k in GEOMETRY_KEYS}
     for headers in by_detector.values():
         violations += geometry_violations(headers)
+    masks = {str(v[1].get("DETECTOR")): v for v in read.values()
+             if v[0]["reftype"] in MASK_REFTYPES and "DQ" in v[2]}
     for path, (f, hdr, arrays) in read.items():
         values = arrays.get("SCI", arrays.get("COEFFS"))
         if values is not None and values.dtype.kind == "f":
-            n = unflagged_nonfinite(values, arrays.get("DQ"))
+            dq = arrays.get("DQ")
+            mask = masks.get(str(hdr.get("DETECTOR")))
+            if dq is None and mask is not None and mask[2]["DQ"].shape == values.shape[-2:]:
+                dq = mask[2]["DQ"]          # a file with no DQ of its own: the run's mask's
+            n = unflagged_nonfinite(values, dq)
             if n:
                 violations.append({"rule": "unflagged_nonfinite", "files": [Path(path).name],
                                    "pixels": n, "detail": f"{n} pixel(s) NaN/inf without "
@@ -135,9 +172,24 @@ def check_consistency(finals: list[dict]) -> dict:
                                    "pixels": n, "detail": f"{n} pixel(s) with all coefficients "
                                                           "0 and neither DO_NOT_USE nor "
                                                           "NO_LIN_CORR"})
+    for path, (f, hdr, arrays) in read.items():
+        mask = masks.get(str(hdr.get("DETECTOR")))
+        values = arrays.get("SCI", arrays.get("COEFFS"))
+        if (mask is None or f["reftype"] in MASK_REFTYPES or values is None
+                or values.dtype.kind != "f"
+                or values.shape[-2:] != mask[2]["DQ"].shape[-2:]):   # geometry reports it
+            continue
+        n = unhandled_by_mask(values, f["reftype"], arrays.get("DQ"), mask[2]["DQ"])
+        if n:
+            violations.append({"rule": "mask_do_not_use", "files": [
+                Path(path).name, Path(mask[0]["output"]).name], "pixels": n,
+                "detail": f"{n} pixel(s) this file cannot serve (NaN, zero or not positive) "
+                          "flagged neither in it nor DO_NOT_USE in the mask"})
     lins = [v for v in read.values() if v[0]["reftype"] == "linearity" and "COEFFS" in v[2]]
     sats = [v for v in read.values() if v[0]["reftype"] == "saturation" and "SCI" in v[2]]
-    checked = {"files": len(read), "detectors": len(by_detector)}
+    checked = {"files": len(read), "detectors": len(by_detector),
+               "mask_do_not_use_pixels": int(sum(has_flag(m[2]["DQ"], "DO_NOT_USE").sum()
+                                                 for m in masks.values()))}
     for lin in lins:
         for sat in sats:
             if lin[2]["COEFFS"].shape[-2:] != sat[2]["SCI"].shape[-2:]:

@@ -4,6 +4,7 @@ import numpy as np
 from astropy.io import fits
 
 from jwst_reffiles.consistency import (check_consistency, not_monotonic, unflagged_nonfinite,
+                                       unhandled_by_mask,
                                        zero_linearity)
 from jwst_reffiles.dq import flag_value
 
@@ -66,3 +67,35 @@ def test_a_run_whose_files_agree_has_no_violation_and_each_fault_is_named(tmp_pa
     assert rules["geometry"]["files"] == ["lin2.fits", "sat2.fits"]
     assert "FASTAXIS 1 vs -2" in rules["geometry"]["detail"]
     assert rules["zero_linearity"]["pixels"] == 1 and rules["unflagged_nonfinite"]["pixels"] == 1
+
+
+def test_what_a_file_cannot_serve_is_handled_by_its_flags_or_the_masks_do_not_use():
+    mask = np.zeros((4, 5), np.uint32)
+    gain = np.full((4, 5), 2.0)
+    gain[1, 1], gain[2, 2] = 0.0, np.nan                 # not usable by the ramp fit
+    assert unhandled_by_mask(gain, "gain", None, mask) == 2
+    mask[1, 1] = mask[2, 2] = DNU                        # the mask takes them out
+    assert unhandled_by_mask(gain, "gain", None, mask) == 0
+    c = _linear_coeffs()
+    c[:, 0, 0] = 0.0
+    lin_dq = np.zeros((4, 5), np.uint32)
+    assert unhandled_by_mask(c, "linearity", lin_dq, mask) == 1
+    lin_dq[0, 0] = NLC                                   # the file says it does not correct it
+    assert unhandled_by_mask(c, "linearity", lin_dq, mask) == 0
+    dark = np.zeros((3, 4, 5))                           # a zero dark is a good dark
+    dark[2, 3, 4] = np.inf
+    assert unhandled_by_mask(dark, "dark", np.zeros((4, 5), np.uint32), mask) == 1
+
+
+def test_the_run_mask_is_checked_against_each_other_file(tmp_path):
+    mask = np.zeros((4, 5), np.uint32)
+    mask[0, 0] = DNU
+    rn = np.full((4, 5), 6.0)
+    rn[0, 0] = np.nan                                    # in the mask: handled
+    rn[3, 3] = -1.0                                      # not in the mask: unusable
+    files = [_write(tmp_path / "mask.fits", "mask", np.zeros((4, 5)), mask),
+             _write(tmp_path / "rn.fits", "readnoise", rn, np.zeros((4, 5), np.uint32))]
+    result = check_consistency(files)
+    rules = [v for v in result["violations"] if v["rule"] == "mask_do_not_use"]
+    assert [(v["files"], v["pixels"]) for v in rules] == [(["rn.fits", "mask.fits"], 1)]
+    assert result["checked"]["mask_do_not_use_pixels"] == 1

@@ -14,7 +14,8 @@ from stdatamodels.jwst import datamodels as dm
 from jwst_reffiles import cli
 from jwst_reffiles.consistency import ipc_convention
 from jwst_reffiles.ipc import (coupling_kernel, deconvolution_kernel, fit_kernel, header_cards,
-                               kernel_ratios, lag_ratios, variance_factor)
+                               hot_pixel_couplings, hot_pixel_stamps, kernel_ratios, lag_ratios,
+                               variance_factor)
 from jwst_reffiles.simulate import default_parameters, make_truth, simulate_dataset
 from jwst_reffiles.simulate.detectors import get_subarray, get_readout_pattern
 from jwst_reffiles.simulate.ramps import simulate_ramps
@@ -83,6 +84,51 @@ def test_simulator_couples_the_signal_only():
     assert c1 / c0 == pytest.approx(expected, abs=0.01)
 
 
+def _hot_darks(alpha, alpha_d, seed):
+    """Simulated SUB160 dark ramps (NaN at reference pixels and where saturated) of a
+    detector with 2 % of hot pixels and the given coupling."""
+    par = default_parameters("NIRCAM").with_overrides(
+        ipc_alpha=alpha, ipc_alpha_diagonal=alpha_d, refpix_drift_sigma=0.0,
+        refpix_even_odd_sigma=0.0, fractions={"HOT": 0.02})
+    truth = make_truth("NRCA1", seed=seed, parameters=par)
+    sub, pat = get_subarray("NIRCAM", "SUB160"), get_readout_pattern("RAPID")
+    ramps = simulate_ramps(truth, sub, pat, ngroups=20, nints=4, tframe=1.0, flux=0.0,
+                           rng=np.random.default_rng(seed)).data.astype(float)
+    sl = (slice(0, 160), slice(0, 160))
+    ramps[ramps >= 0.97 * truth.saturation[sl]] = np.nan
+    ramps[:, :, truth.refpix[sl]] = np.nan
+    return ramps, truth
+
+
+def test_hot_pixels_neighbour_ratios_recover_the_coupling():
+    ramps, _ = _hot_darks(ALPHA, 0.002, seed=8)
+    stamps = np.concatenate([hot_pixel_stamps(r) for r in ramps])
+    assert len(stamps) > 200                 # hundreds of isolated hot pixel samples
+    assert np.all((stamps[:, 0] >= 500) & (stamps[:, 0] <= 3000))
+    hot = hot_pixel_couplings(stamps)
+    assert hot["alpha_x"] == pytest.approx(ALPHA, abs=0.001)
+    assert hot["alpha_y"] == pytest.approx(ALPHA, abs=0.001)
+    assert hot["alpha_d"] == pytest.approx(0.002, abs=0.001)
+    assert hot["alpha_x_err"] < 0.0005
+    # an uncoupled detector's hot pixels give none
+    flat_ramps, _ = _hot_darks(0.0, 0.0, seed=8)
+    none = hot_pixel_couplings(np.concatenate([hot_pixel_stamps(r) for r in flat_ramps]))
+    assert abs(none["alpha_x"]) < 0.001 and abs(none["alpha_y"]) < 0.001
+
+
+def test_hot_pixel_stamps_skip_crowded_and_border_pixels():
+    r = np.zeros((3, 20, 20))
+    r[1:, 10, 10] = [800.0, 1600.0]
+    r[1:, 10, 11] = [16.0, 32.0]                 # its x neighbour: 2 % of it
+    r[1:, 4, 4], r[1:, 4, 6] = 2000.0, 1000.0    # two hot pixels 2 apart: not isolated
+    r[1:, 1, 15] = 2000.0                        # on the border: no ring
+    st = hot_pixel_stamps(r)
+    assert st.shape == (1, 4)
+    assert st[0, 0] == pytest.approx(1600.0) and st[0, 1] == pytest.approx(16.0)
+    with pytest.raises(ValueError, match="too few"):
+        hot_pixel_couplings(st)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ipc")
@@ -119,6 +165,9 @@ def test_ipc_reference_file_recovers_alpha(run):
     entries = json.loads((rundir / "validation" / "validation.json").read_text())["files"]
     acc = [e for e in entries if e["reftype"] == "ipc"][0]["accuracy"]
     assert len(acc) == 3 and all(r["ok"] for r in acc), acc
+    # the darks' hot pixels (SUB160, 2 darks: a few dozen) give the coupling too, less precisely
+    assert hdr["IPCHOTN"] >= 3
+    assert hdr["IPCHOTX"] == pytest.approx(ALPHA, abs=0.005)
     # the simulator's truth file holds the same convention
     with dm.IPCModel(str(sim.outdir / "reffiles" / "jwst_reffiles_sim_nrca1_ipc.fits")) as t:
         assert np.allclose(t.data, truth_kernel, atol=1e-6)
