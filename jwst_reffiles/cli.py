@@ -525,11 +525,11 @@ def _run(args, cfg, s1, plugins, combiners, force) -> int:
             print("\nmkrefs: interrupted; what finished is kept, a rerun does the rest",
                   file=sys.stderr)
             print(format_summary(job, logfile=layout.rundir / "mkrefs.log"))
-            write_provenance(layout.rundir, provenance, job)
+            write_provenance(layout.rundir, provenance, job, state.checksum)
             state.end_session("interrupted")
             return 130
         rc = _report(job, layout, state)
-        write_provenance(layout.rundir, provenance, job)
+        write_provenance(layout.rundir, provenance, job, state.checksum)
         try:
             _validate_and_report(cfg, s1, layout, quality=not args.no_quality_check)
         except Exception as exc:       # the reference files are made; say what failed after

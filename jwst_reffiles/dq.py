@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 from stdatamodels.jwst.datamodels import dqflags
 
-__all__ = ["PIXEL", "flag_value", "dq_def_records", "flag_names"]
+__all__ = ["PIXEL", "flag_value", "has_flag", "dq_def_records", "flag_names"]
 
 #: Mnemonic -> bit value, as the installed stdatamodels defines them.
 PIXEL: dict[str, int] = dict(dqflags.pixel)
@@ -33,6 +33,11 @@ def flag_value(names: str | Iterable[str]) -> int:
     if unknown:
         raise ValueError(f"unknown DQ flag name(s) {unknown}; known: {sorted(PIXEL)}")
     return value
+
+
+def has_flag(dq, names: str | Iterable[str]) -> np.ndarray:
+    """Where a DQ array has any of the named flags (a boolean array of its shape)."""
+    return (np.asarray(dq).astype(np.uint32) & np.uint32(flag_value(names))) > 0
 
 
 def flag_names(value: int) -> list[str]:

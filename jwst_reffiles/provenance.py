@@ -98,9 +98,8 @@ def collect(cfg, job, argv, checksum) -> dict:
     text = cfg.dump()
     refs = {}
     for run in job.plan.runs:
-        for reftype, value in run.refs.items():
-            if value not in ("CRDS", "N/A"):
-                refs.setdefault(str(value), reftype)
+        for reftype, value in run.ref_files.items():
+            refs.setdefault(value, reftype)
     reference_files = [{"reftype": rt, "file": path, "sha256": checksum(path)}
                        for path, rt in sorted(refs.items(), key=lambda kv: (kv[1], kv[0]))]
     inputs = sorted({str(f) for f in job.s1.catalog.table["filename"]})
@@ -116,16 +115,17 @@ def collect(cfg, job, argv, checksum) -> dict:
         "reference_files": reference_files,
         "inputs": [{"file": f, "sha256": checksum(f)} for f in inputs],
     }
+    by_dest = {str(s.dest): r for r in job.plan.runs for s in r.saves}
     for task in job.graph:
         if task.stage == "final":
-            task.payload["provenance"] = final_records(run, job, task, checksum)
+            task.payload["provenance"] = final_records(run, job, task, checksum, by_dest)
     return run
 
 
-def _uses(job, task) -> tuple[list[str], dict[str, str]]:
+def _uses(job, task, by_dest) -> tuple[list[str], dict[str, str]]:
     """A final task's raw inputs, and the reference files (path -> reftype) the
-    pipeline runs of its products were calibrated with."""
-    by_dest = {str(s.dest): run for run in job.plan.runs for s in run.saves}
+    pipeline runs of its products (``by_dest``: product path -> pipeline run) were
+    calibrated with."""
     raw, refs = set(), {}
     for dep in task.deps:
         ind = job.graph[dep]
@@ -134,13 +134,16 @@ def _uses(job, task) -> tuple[list[str], dict[str, str]]:
         for path in ind.inputs:
             run = by_dest.get(path)
             if run is not None:
-                refs.update({str(v): k for k, v in run.refs.items() if v not in ("CRDS", "N/A")})
+                refs.update({v: k for k, v in run.ref_files.items()})
     return sorted(raw), refs
 
 
-def final_records(run: dict, job, task, checksum) -> dict:
-    """One final file's provenance (its JSON entry; :func:`stamp` makes its keywords)."""
-    raw, refs = _uses(job, task)
+def final_records(run: dict, job, task, checksum, by_dest=None) -> dict:
+    """One final file's provenance (its JSON entry; :func:`stamp` makes its keywords).
+    ``by_dest``: product path -> pipeline run (built from the plan if not given)."""
+    if by_dest is None:
+        by_dest = {str(s.dest): r for r in job.plan.runs for s in r.saves}
+    raw, refs = _uses(job, task, by_dest)
     sw = run["software"]
     entry = {"reflabel": task.payload["reflabel"], "reftype": task.payload["reftype"],
              "file": task.payload["output"],
@@ -208,12 +211,14 @@ def read_keywords(path) -> dict:
     return {k: hdr[k] for k in KEYWORDS if k in hdr}
 
 
-def write_provenance(rundir, run: dict, job) -> Path:
+def write_provenance(rundir, run: dict, job, checksum=None) -> Path:
     """``<rundir>/provenance.json``: this call's provenance, each final file's entry
-    with its status and checksum, and the entries of earlier calls for the
-    reflabels this one did not make."""
+    with its status and checksum (``checksum(path)``: the run state's, which has
+    them from the tasks; by default computed here), and the entries of earlier
+    calls for the reflabels this one did not make."""
     from .io import file_checksum
     from .reffile import atomic_write
+    checksum = checksum or file_checksum
     path = Path(rundir) / PROVENANCE_NAME
     earlier = []
     if path.exists():
@@ -230,7 +235,7 @@ def write_provenance(rundir, run: dict, job) -> Path:
         status = job.status.get(task.id, "")
         out = Path(entry["file"])
         done = status in ("made", "reused") and out.exists()
-        entry.update(status=status, sha256=file_checksum(out) if done else None,
+        entry.update(status=status, sha256=checksum(out) if done else None,
                      reference_files=_fill_checksums(entry["reference_files"]),
                      # what the file says (a reused file: the call that made it)
                      keywords=read_keywords(out) if done else {})

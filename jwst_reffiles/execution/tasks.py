@@ -85,7 +85,7 @@ def final_node(payload: dict, deps: dict) -> dict:
 # --------------------------------------------------------------------------
 
 def _ref_files(run) -> list[str]:
-    return sorted(str(v) for v in run.refs.values() if v not in ("CRDS", "N/A"))
+    return sorted(run.ref_files.values())
 
 
 def pipeline_tasks(plan, logflag: bool, errflag: bool, offline_env: dict,

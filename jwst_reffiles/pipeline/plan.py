@@ -52,6 +52,15 @@ JRINSUM = "JRINSUM"
 JRREFSUM = "JRREFSUM"
 
 
+#: reffile4ssb values that name no file: ask CRDS; the step needs none.
+NOT_FILES = ("CRDS", "N/A")
+
+
+def is_ref_file(value) -> bool:
+    """Whether a reference-file choice names a file (not CRDS or N/A)."""
+    return str(value) not in NOT_FILES
+
+
 def refs_checksum(refs) -> str:
     """One checksum of the reference files (reftype -> path) a product's steps used;
     CRDS and N/A count by name."""
@@ -61,8 +70,8 @@ def refs_checksum(refs) -> str:
     h = hashlib.sha256()
     for reftype, value in sorted(dict(refs).items()):
         value = str(value)
-        digest = cached_checksum(value) if value not in ("CRDS", "N/A") and \
-            os.path.isfile(value) else value
+        digest = cached_checksum(value) if is_ref_file(value) and os.path.isfile(value) \
+            else value
         h.update(f"{reftype}={digest}\n".encode())
     return h.hexdigest()[:32]
 
@@ -179,6 +188,11 @@ class PipelineRun:
     @property
     def to_run(self) -> tuple[str, ...]:
         return self.steps[len(self.done):]
+
+    @property
+    def ref_files(self) -> dict:
+        """The reference files it is handed: reftype -> path (not CRDS or N/A)."""
+        return {k: str(v) for k, v in self.refs.items() if is_ref_file(v)}
 
     @property
     def offline(self) -> bool:
@@ -458,7 +472,7 @@ class RefResolver:
             if reftype == "superbias" and instrument == "MIRI":
                 return "N/A"
             value = choices.get("default", "CRDS")
-        if value.upper() in ("CRDS", "N/A"):
+        if value.upper() in NOT_FILES:
             return value.upper()
         if value.upper() == REFPIX_MASK:
             if reftype != "mask":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..detectors import strip_border
-from ..dq import PIXEL, dq_def_records, flag_names, flag_value
+from ..dq import PIXEL, dq_def_records, flag_names, flag_value, has_flag
 
 __all__ = ["PIXEL", "flag_value", "flag_names", "dq_def_records", "flag_map",
            "first_flagged_group", "signals", "collapse_cr_map", "get_groupdq",
@@ -21,7 +21,7 @@ def flag_map(dq_array, mnemonic):
 
     With several names, a pixel counts when any of them is set.
     """
-    return (np.asarray(dq_array) & flag_value(mnemonic)) > 0
+    return has_flag(dq_array, mnemonic)
 
 
 def collapse_cr_map(dq_map):
