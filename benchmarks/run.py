@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -679,6 +680,27 @@ def bench_startup(outdir: Path, repeat: int = 3) -> dict:
             times.append(time.perf_counter() - t0)
         best = min(times)
         result[f"{name} s"] = round(best, 2)
+    # the same as the pipeline's processes start: forked from a warm forkserver (its own
+    # start is the first call's), and as a new interpreter
+    from jwst_reffiles.pipeline.launch import run_function
+    for name, env in (("forked warm (launch.run_function)", {}),
+                      ("started cold (JWST_REFFILES_FORKSERVER=0)",
+                       {"JWST_REFFILES_FORKSERVER": "0"})):
+        saved = os.environ.get("JWST_REFFILES_FORKSERVER")
+        os.environ.update(env)
+        times = []
+        try:
+            for _ in range(repeat + 1):
+                t0 = time.perf_counter()
+                assert run_function("jwst_reffiles.pipeline.launch:probe", [path]).returncode == 0
+                times.append(time.perf_counter() - t0)
+        finally:
+            if saved is None:
+                os.environ.pop("JWST_REFFILES_FORKSERVER", None)
+            else:
+                os.environ["JWST_REFFILES_FORKSERVER"] = saved
+        result[f"a pipeline process before its first step, {name}: first s"] = round(times[0], 2)
+        result[f"a pipeline process before its first step, {name} s"] = round(min(times[1:]), 2)
     return result
 
 

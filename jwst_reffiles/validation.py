@@ -284,9 +284,9 @@ def quality_check(path, reftype: str, raw_input, other_refs: dict, crds_dir,
     spec = {"module": module, "step": name, "kwargs": kwargs, "input": str(raw_input),
             "crds_dir": str(crds_dir)}
     try:
-        proc = subprocess.run([sys.executable, "-m", "jwst_reffiles.validation",
-                               json.dumps(spec)], capture_output=True, text=True,
-                              timeout=timeout)
+        from .pipeline.launch import run_function
+        proc = run_function("jwst_reffiles.validation:quality_process", [json.dumps(spec)],
+                            timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "failed", "step": name, "error": f"no result in {timeout:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("QC-RESULT ")]
@@ -507,7 +507,16 @@ def write_summary(path, summary: dict) -> None:
                                                                    default=str)))
 
 
-if __name__ == "__main__":   # the quality-check process
+def quality_process(argv) -> int:
+    """The quality-check process (:func:`jwst_reffiles.pipeline.launch.run_function`):
+    ``argv[0]`` the JSON spec; the result on a ``QC-RESULT`` line of stdout."""
     import logging as _logging
     _logging.disable(_logging.INFO)
-    print("QC-RESULT " + json.dumps(_run_quality_step(json.loads(sys.argv[1])), default=str))
+    from .pipeline.offline import prepare_pipeline_process
+    prepare_pipeline_process()
+    print("QC-RESULT " + json.dumps(_run_quality_step(json.loads(argv[0])), default=str))
+    return 0
+
+
+if __name__ == "__main__":   # the quality-check process, started by hand
+    sys.exit(quality_process(sys.argv[1:]))

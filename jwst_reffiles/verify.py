@@ -501,8 +501,9 @@ def verify_file(path, reftype: str, heldout: list, refs: dict, thresholds: dict,
     spec = {"reftype": rt, "heldout": [str(h) for h in heldout], "refs": refs,
             "thresholds": thresholds, "crds_dir": str(crds_dir)}
     try:
-        proc = subprocess.run([sys.executable, "-m", "jwst_reffiles.verify", json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout)
+        from .pipeline.launch import run_function
+        proc = run_function("jwst_reffiles.verify:verify_process", [json.dumps(spec)],
+                            timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "error", "test": test.name, "error": f"no result in {timeout:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("VERIFY-RESULT ")]
@@ -524,6 +525,15 @@ def summary_line(result: dict) -> str:
             f"{result.get('reason') or result.get('error', '')}")
 
 
-if __name__ == "__main__":   # the verification process
+def verify_process(argv) -> int:
+    """The verification process (:func:`jwst_reffiles.pipeline.launch.run_function`):
+    ``argv[0]`` the JSON spec; the result on a ``VERIFY-RESULT`` line of stdout."""
     logging.disable(logging.WARNING)
-    print("VERIFY-RESULT " + json.dumps(_verify_process(json.loads(sys.argv[1])), default=str))
+    from .pipeline.offline import prepare_pipeline_process
+    prepare_pipeline_process()
+    print("VERIFY-RESULT " + json.dumps(_verify_process(json.loads(argv[0])), default=str))
+    return 0
+
+
+if __name__ == "__main__":   # the verification process, started by hand
+    sys.exit(verify_process(sys.argv[1:]))

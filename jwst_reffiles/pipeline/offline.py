@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["OFFLINE_CONTEXT", "make_offline_crds_cache", "offline_environment",
-           "offline_crds", "crds_unreachable", "DEFAULT_CRDS_SERVER"]
+           "offline_crds", "crds_unreachable", "DEFAULT_CRDS_SERVER", "prepare_pipeline_process"]
 
 #: Where the CRDS client goes when CRDS_SERVER_URL is not set.
 DEFAULT_CRDS_SERVER = "https://jwst-crds.stsci.edu"
@@ -51,6 +51,22 @@ def _refusing_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"https://127.0.0.1:{port}"
+
+
+def prepare_pipeline_process() -> None:
+    """Set up a process that runs pipeline steps and then ends (a pipeline run, a
+    quality check, a verification): import the pipeline, then freeze the objects
+    made so far out of the garbage collector's reach.  stpipe collects garbage
+    after every step (skipped ones too) and each collection otherwise walks every
+    object of the imports: on a SUB160 ramp half of Detector1's time (a warm call
+    0.62 s instead of 1.9 s).  The objects a run makes are collected as before; the
+    frozen ones live as long as the process, which they would anyway."""
+    import gc
+
+    from jwst.pipeline import Detector1Pipeline
+    del Detector1Pipeline          # imported to be frozen with the rest
+    gc.collect()
+    gc.freeze()
 
 
 def offline_environment(cache_dir) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Execute planned pipeline runs: each in a process of its own.
 
-A run is a separate Python process (``python -m jwst_reffiles.pipeline.worker``),
-so a crash, a memory blow-up or a kill takes down that file only.  Up to
+A run is a separate Python process (:func:`jwst_reffiles.pipeline.worker.main`,
+forked warm by :mod:`jwst_reffiles.pipeline.launch`), so a crash, a memory blow-up or a kill takes down that file only.  Up to
 ``jobs`` processes run at once.  With ``ssblogFlag`` / ``ssberrorlogFlag`` the
 process's stdout / stderr are kept as ``<product>.log.txt`` / ``<product>.err.txt``
 next to the deepest product; otherwise the tail of stderr is kept in the
@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from ..execution.executors import die_with_parent
+from .launch import run_function
 from .offline import offline_environment
 from .plan import PipelinePlan, PipelineRun
 from .steps import spec_name
@@ -95,13 +94,11 @@ def _launch(run, ssbdir, offline_env, logflag, errflag, t0, timeout=None) -> Run
                     else workdir / "stdout.txt")
         err_path = (deepest.with_name(deepest.name[:-5] + ".err.txt") if errflag
                     else workdir / "stderr.txt")
-        with open(out_path, "w") as out, open(err_path, "w") as err:
-            # the run dies with its parent (no product renamed into ssbdir after mkrefs
-            # was killed); a run past its time limit is killed (TimeoutExpired)
-            proc = subprocess.run([sys.executable, "-m", "jwst_reffiles.pipeline.worker",
-                                   str(task_path)], stdout=out, stderr=err, env=env,
-                                  stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
-                                  timeout=timeout)
+        # a new process, forked warm (launch.run_function), that dies with its parent (no
+        # product renamed into ssbdir after mkrefs was killed); a run past its time
+        # limit is killed (TimeoutExpired)
+        proc = run_function("jwst_reffiles.pipeline.worker:main", [str(task_path)],
+                            stdout=out_path, stderr=err_path, env=env, timeout=timeout)
         result_path = workdir / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else None
         peak = float((result or {}).get("peak_GiB", 0.0))

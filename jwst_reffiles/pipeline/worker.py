@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     task_path = Path(argv[0])
     task = json.loads(task_path.read_text())
+    from .offline import prepare_pipeline_process
+    prepare_pipeline_process()
     try:
         result = run_task(task)
     except Exception as exc:  # reported to the parent, which records it per file
