@@ -590,7 +590,6 @@ def _crds_problems(plan) -> list[str]:
 
 
 #: Which kind of input a reference type's quality check runs on.
-_QC_INPUT = {"gain": "flat", "linearity": "flat", "saturation": "flat", "ipc": "flat"}
 
 
 def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
@@ -636,7 +635,8 @@ def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
         others.update({k: v for k, v in configured(first[0], ("superbias", "readnoise",
                                                              "gain")).items()
                        if k not in others and v != "N/A"})
-    raws = {f["reftype"]: by_kind[_QC_INPUT.get(f["reftype"], "dark")]
+    from .reftypes import get as get_reftype
+    raws = {f["reftype"]: by_kind[getattr(get_reftype(f["reftype"]), "qc_input", "dark")]
             or by_kind["dark"] or by_kind["flat"] for f in finals}
     chain = ("mask", "saturation", "superbias", "refpix", "sirskernel", "linearity", "dark",
              "readnoise")

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .dq import flag_value
+from .reftypes import REGISTRY, is_mask
 from .io import read_section
 from .stats import DEFAULT_MEMORY_BYTES, stack_stats
 
@@ -53,7 +54,9 @@ __all__ = ["BUILTIN_COMBINERS", "CombineResult", "combine_stack", "combine_dq",
 BUILTIN_COMBINERS = ("mean", "median", "sigma_clipped_mean")
 
 #: Reference types whose content is a DQ array only.
-MASK_REFTYPES = ("mask", "bpm")
+#: the reftypes (and aliases) whose finals combine by a flag vote (jwst_reffiles.reftypes)
+MASK_REFTYPES = tuple(sorted({n for r in REGISTRY.values() if r.flag_vote
+                              for n in (r.name, *r.aliases)}))
 
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 
@@ -193,7 +196,7 @@ def _hot_pixel_cards(headers) -> list:
 def combination_name(reftype: str, combiner: str) -> str:
     """How a reference type's individual files combine, in a word or two: masks by a
     flag vote, the others by the combiner."""
-    return "flag vote" if reftype.lower() in MASK_REFTYPES else combiner
+    return "flag vote" if is_mask(reftype) else combiner
 
 
 def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped_mean",
@@ -231,7 +234,7 @@ def combine_reffiles(files, output, reftype: str, combiner: str = "sigma_clipped
         n = len(files)
         dq_out = None
         sci_out = err_out = None
-        if reftype.lower() in MASK_REFTYPES or ext["sci"] is None:
+        if is_mask(reftype) or ext["sci"] is None:
             if ext["dq"] is None:
                 raise ValueError(f"{files[0]}: neither SCI, COEFFS nor DQ: nothing to combine")
             dq_out = combine_dq((read_section(h[ext["dq"]], (), np.uint32) for h in hduls),

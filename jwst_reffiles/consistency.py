@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .combine import MASK_REFTYPES
+from .reftypes import is_mask
 from .dq import has_flag
 
 __all__ = ["GEOMETRY_KEYS", "geometry_violations", "unflagged_nonfinite", "zero_linearity",
@@ -152,7 +152,7 @@ def check_consistency(finals: list[dict]) -> dict:
     for headers in by_detector.values():
         violations += geometry_violations(headers)
     masks = {str(v[1].get("DETECTOR")): v for v in read.values()
-             if v[0]["reftype"] in MASK_REFTYPES and "DQ" in v[2]}
+             if is_mask(v[0]["reftype"]) and "DQ" in v[2]}
     for path, (f, hdr, arrays) in read.items():
         values = arrays.get("SCI", arrays.get("COEFFS"))
         if values is not None and values.dtype.kind == "f":
@@ -175,7 +175,7 @@ def check_consistency(finals: list[dict]) -> dict:
     for path, (f, hdr, arrays) in read.items():
         mask = masks.get(str(hdr.get("DETECTOR")))
         values = arrays.get("SCI", arrays.get("COEFFS"))
-        if (mask is None or f["reftype"] in MASK_REFTYPES or values is None
+        if (mask is None or is_mask(f["reftype"]) or values is None
                 or values.dtype.kind != "f"
                 or values.shape[-2:] != mask[2]["DQ"].shape[-2:]):   # geometry reports it
             continue

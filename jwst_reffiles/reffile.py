@@ -20,20 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .reftypes import model_names
+
 __all__ = ["atomic_save", "atomic_write", "set_reference_meta", "REFTYPES"]
 
 #: jwst reference types and the stdatamodels class that holds each.
-REFTYPES = {
-    "mask": "MaskModel",
-    "saturation": "SaturationModel",
-    "superbias": "SuperBiasModel",
-    "linearity": "LinearityModel",
-    "dark": "DarkModel",
-    "gain": "GainModel",
-    "readnoise": "ReadnoiseModel",
-    "ipc": "IPCModel",
-    "reset": "ResetModel",
-}
+#: reftype -> data model class name (from :mod:`jwst_reffiles.reftypes`).
+REFTYPES = model_names()
 
 
 class _TempSibling:

@@ -36,6 +36,8 @@ from astropy.io import fits
 
 from .dq import PIXEL, flag_names
 from .reffile import atomic_write
+from .reftypes import get as get_reftype
+from .reftypes import model_names
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,8 @@ __all__ = ["compare_arrays", "compare_reffiles", "check_format", "quality_check"
            "validate_run", "MODELS", "previous_for", "verify"]
 
 #: Data model class name per reference type.
-MODELS = {"readnoise": "ReadnoiseModel", "rdnoise": "ReadnoiseModel",
-          "superbias": "SuperBiasModel", "dark": "DarkModel", "mask": "MaskModel",
-          "bpm": "MaskModel", "gain": "GainModel", "linearity": "LinearityModel",
-          "saturation": "SaturationModel", "ipc": "IPCModel"}
-
-_REFTYPE_KEY = {"rdnoise": "READNOISE", "bpm": "MASK"}
-_MAIN_EXT = {"LinearityModel": "COEFFS", "MaskModel": "DQ"}
+#: reftype (and alias) -> data model class name (from :mod:`jwst_reffiles.reftypes`).
+MODELS = model_names(with_aliases=True)
 
 #: Header keywords compared between a new and a previous file.
 META_KEYS = ("REFTYPE", "INSTRUME", "DETECTOR", "SUBARRAY", "SUBSTRT1", "SUBSTRT2",
@@ -207,14 +204,15 @@ def check_format(path, reftype: str, crds_env: dict | None = None) -> dict:
         except Exception as exc:   # noqa: BLE001 - recorded, not raised
             out["errors"].append(f"{type(exc).__name__}: {exc}")
     # the model opens files of another type too: the file must be what it says
-    want = _REFTYPE_KEY.get(reftype.lower(), reftype.upper())
+    known = get_reftype(reftype)
+    want = known.header_reftype if known else reftype.upper()
     with fits.open(path) as h:
         have = str(h[0].header.get("REFTYPE", "")).upper()
         names = {x.name for x in h}
     if have != want:
         out["valid"] = False
         out["errors"].append(f"REFTYPE is {have or 'missing'}, expected {want}")
-    ext = _MAIN_EXT.get(out["model"] or "", "SCI")
+    ext = known.main_ext if known else "SCI"
     if ext not in names:
         out["valid"] = False
         out["errors"].append(f"no {ext} extension")
@@ -243,22 +241,6 @@ def _certify(path, crds_env: dict | None) -> dict:
     return {"status": status, "errors": [] if status != "failed" else errors[:5]}
 
 
-#: The jwst step that uses each reference type, and its override argument.
-QC_STEPS = {"mask": ("jwst.dq_init", "DQInitStep", "override_mask"),
-            "bpm": ("jwst.dq_init", "DQInitStep", "override_mask"),
-            "superbias": ("jwst.superbias", "SuperBiasStep", "override_superbias"),
-            "dark": ("jwst.dark_current", "DarkCurrentStep", "override_dark"),
-            "saturation": ("jwst.saturation", "SaturationStep", "override_saturation"),
-            "linearity": ("jwst.linearity", "LinearityStep", "override_linearity"),
-            "readnoise": ("jwst.ramp_fitting", "RampFitStep", "override_readnoise"),
-            "rdnoise": ("jwst.ramp_fitting", "RampFitStep", "override_readnoise"),
-            "gain": ("jwst.ramp_fitting", "RampFitStep", "override_gain"),
-            "ipc": ("jwst.ipc", "IPCStep", "override_ipc")}
-
-#: Other reference files each step needs (taken from the run's reffile4ssb).
-QC_NEEDS = {"SaturationStep": ["superbias"], "RampFitStep": ["readnoise", "gain"]}
-
-
 def quality_check(path, reftype: str, raw_input, other_refs: dict, crds_dir,
                   timeout: float = 600.0) -> dict:
     """Run the pipeline step that uses ``path`` on ``raw_input``, offline.
@@ -268,12 +250,12 @@ def quality_check(path, reftype: str, raw_input, other_refs: dict, crds_dir,
     compiled code must not take the run down).  Returns what ran and what it
     changed (SCI median change, DQ flags set), or why it did not.
     """
-    rt = reftype.lower()
-    if rt not in QC_STEPS:
+    known = get_reftype(reftype)       # the step that uses it: jwst_reffiles.reftypes
+    if known is None or known.qc_step is None:
         return {"status": "skipped", "reason": f"no pipeline step known for reftype {reftype}"}
-    module, name, arg = QC_STEPS[rt]
+    module, name, arg = known.qc_step
     kwargs = {arg: str(path)}
-    for need in QC_NEEDS.get(name, []):
+    for need in known.qc_needs:
         key = f"override_{need}"
         if key not in kwargs:
             ref = other_refs.get(need)

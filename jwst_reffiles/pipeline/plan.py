@@ -83,8 +83,6 @@ REF_KEYWORDS = {"mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPE
                 "emicorr": "R_MIREMI", "pictureframe": "R_PCTFRM", "flat": "R_FLAT",
                 "pastasoss": "R_PSTSOS"}
 
-_REFTYPE_ALIASES = {"bpm": "mask", "badpix": "mask", "rdnoise": "readnoise",
-                    "bias": "superbias", "lin": "linearity", "sat": "saturation"}
 
 
 class PlanError(ValueError):
@@ -98,10 +96,8 @@ class PlanError(ValueError):
 
 def normalize_reftype(key: str) -> str:
     """Config reftype names to jwst's (bpm -> mask, rdnoise -> readnoise, gainreffile -> gain)."""
-    k = key.strip().lower()
-    if k.endswith("reffile") and k != "reffile":
-        k = k[: -len("reffile")]
-    return _REFTYPE_ALIASES.get(k, k)
+    from ..reftypes import normalize
+    return normalize(key)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from ..reftypes import is_mask
+
 __all__ = ["find_truth", "accuracy", "zero_frame_drift", "TARGETS"]
 
 #: The accuracy targets (Algorithms and New-reference-types issues).
@@ -141,7 +143,7 @@ def accuracy(path, reftype: str, truth_path, tframe: float | None = None,
             v = max(rel)
             return [_row("dark per-group mean, worst relative error", v, "<= 0.02",
                          v <= TARGETS["dark"])]
-        if rt in ("mask", "bpm"):
+        if is_mask(rt):
             from ..dq import flag_value
             from .truth import DEFECT_CLASSES, FLAT_CLASSES
             dq = f["DQ"].data.astype(np.int64)
