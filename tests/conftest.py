@@ -40,6 +40,15 @@ def clean_truth():
     return make_truth("NRCA1", seed=5, parameters=par)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def robust_std(x):
     x = np.asarray(x, dtype=float)
     return 1.4826 * np.median(np.abs(x - np.median(x)))

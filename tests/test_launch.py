@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import process_alive
 from jwst_reffiles.pipeline.launch import forkserver_usable, run_function
 
 
@@ -78,17 +79,9 @@ def test_a_pipeline_process_dies_with_the_process_that_started_it(tmp_path):
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 20
-    while time.time() < deadline and _alive(child):
+    while time.time() < deadline and process_alive(child):
         time.sleep(0.2)
-    assert not _alive(child), "the pipeline process outlived the process that started it"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not process_alive(child), "the pipeline process outlived the process that started it"
 
 
 def test_a_script_without_a_main_guard_starts_its_processes_cold(tmp_path):

@@ -17,7 +17,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles import cli
 
-from conftest import drift_free_darks
+from conftest import drift_free_darks, process_alive
 
 PLUGIN = '''
 import os, time
@@ -125,17 +125,9 @@ def test_killing_mkrefs_kills_its_workers(four, tmp_path):
     alive = children
     while time.time() < deadline and alive:
         time.sleep(0.5)
-        alive = [c for c in children if _alive(c)]
+        alive = [c for c in children if process_alive(c)]
     assert not alive, f"worker processes {alive} outlived mkrefs"
     # and a new run is not refused by a lock a worker still holds
     res = subprocess.run(cmd[:-2] + ["--dry-run", "odd_gain", str(four.outdir)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
