@@ -589,9 +589,6 @@ def _crds_problems(plan) -> list[str]:
             f"'default:')" for rt, e in sorted(need.items())]
 
 
-#: Which kind of input a reference type's quality check runs on.
-
-
 def _validate_and_report(cfg, s1, layout, quality: bool = True) -> None:
     """Validate the final reference files, write the report, print both."""
     from astropy.table import Table

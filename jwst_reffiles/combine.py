@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .dq import flag_value
-from .reftypes import REGISTRY, is_mask
 from .io import read_section
+from .reftypes import REGISTRY, is_mask
 from .stats import DEFAULT_MEMORY_BYTES, stack_stats
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ __all__ = ["BUILTIN_COMBINERS", "CombineResult", "combine_stack", "combine_dq",
 #: The combiners built into jwst_reffiles.
 BUILTIN_COMBINERS = ("mean", "median", "sigma_clipped_mean")
 
-#: Reference types whose content is a DQ array only.
-#: the reftypes (and aliases) whose finals combine by a flag vote (jwst_reffiles.reftypes)
+#: The reftypes (and aliases) whose finals combine by a flag vote (jwst_reffiles.reftypes).
 MASK_REFTYPES = tuple(sorted({n for r in REGISTRY.values() if r.flag_vote
                               for n in (r.name, *r.aliases)}))
 

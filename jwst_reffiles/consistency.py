@@ -34,13 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .reftypes import is_mask
 from .dq import has_flag
+from .reftypes import is_mask
 
 __all__ = ["GEOMETRY_KEYS", "geometry_violations", "unflagged_nonfinite", "zero_linearity",
            "not_monotonic", "ipc_convention", "unhandled_by_mask", "check_consistency"]
 
 GEOMETRY_KEYS = ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2", "FASTAXIS", "SLOWAXIS")
+
+#: the flags by which a file of a reference type says it does not serve a pixel
+#: (DO_NOT_USE for the others)
+OWN_FLAGS = {"linearity": ["DO_NOT_USE", "NO_LIN_CORR"],
+             "saturation": ["DO_NOT_USE", "NO_SAT_CHECK"]}
 
 
 def geometry_violations(headers: dict[str, dict]) -> list[dict]:
@@ -76,12 +81,9 @@ def unflagged_nonfinite(values: np.ndarray, dq: np.ndarray | None) -> int:
 def zero_linearity(coeffs: np.ndarray, dq: np.ndarray) -> int:
     """Pixels whose coefficients are all zero without DO_NOT_USE or NO_LIN_CORR."""
     zero = np.all(np.asarray(coeffs) == 0, axis=0)
-    return int((zero & ~has_flag(dq, ["DO_NOT_USE", "NO_LIN_CORR"])).sum())
+    return int((zero & ~has_flag(dq, OWN_FLAGS["linearity"])).sum())
 
 
-#: the flags by which a file of a reference type says it does not serve a pixel
-OWN_FLAGS = {"linearity": ["DO_NOT_USE", "NO_LIN_CORR"],
-             "saturation": ["DO_NOT_USE", "NO_SAT_CHECK"]}
 #: reference types whose value must be positive to be used (the ramp fit divides by them)
 POSITIVE = ("gain", "readnoise")
 
@@ -111,10 +113,10 @@ def not_monotonic(coeffs: np.ndarray, lin_dq: np.ndarray, saturation: np.ndarray
     on 0 <= x <= saturation level)."""
     c = np.asarray(coeffs, np.float64)
     sat = np.asarray(saturation, np.float64)
-    use = np.isfinite(sat) & (sat > 0) & ~has_flag(lin_dq, ["DO_NOT_USE", "NO_LIN_CORR"])
+    use = np.isfinite(sat) & (sat > 0) & ~has_flag(lin_dq, OWN_FLAGS["linearity"])
     use &= np.all(np.isfinite(c), axis=0) & np.any(c != 0, axis=0)   # zeros: zero_linearity
     if sat_dq is not None:
-        use &= ~has_flag(sat_dq, ["DO_NOT_USE", "NO_SAT_CHECK"])
+        use &= ~has_flag(sat_dq, OWN_FLAGS["saturation"])
     cu, su = c[:, use], sat[use]                        # (ncoef, n), (n,)
     bad = np.zeros(su.shape, bool)
     for frac in np.linspace(0.0, 1.0, npoints):
@@ -158,13 +160,22 @@ def check_consistency(finals: list[dict]) -> dict:
         if values is not None and values.dtype.kind == "f":
             dq = arrays.get("DQ")
             mask = masks.get(str(hdr.get("DETECTOR")))
-            if dq is None and mask is not None and mask[2]["DQ"].shape == values.shape[-2:]:
-                dq = mask[2]["DQ"]          # a file with no DQ of its own: the run's mask's
-            n = unflagged_nonfinite(values, dq)
+            if mask is not None and (is_mask(f["reftype"])
+                                     or mask[2]["DQ"].shape != values.shape[-2:]):
+                mask = None                 # the mask itself; another shape: geometry's
+            n = unflagged_nonfinite(values, dq if dq is not None or mask is None
+                                    else mask[2]["DQ"])   # no DQ of its own: the mask's
             if n:
                 violations.append({"rule": "unflagged_nonfinite", "files": [Path(path).name],
                                    "pixels": n, "detail": f"{n} pixel(s) NaN/inf without "
                                                           "DO_NOT_USE"})
+            n = 0 if mask is None else unhandled_by_mask(values, f["reftype"], dq,
+                                                         mask[2]["DQ"])
+            if n:
+                violations.append({"rule": "mask_do_not_use", "files": [
+                    Path(path).name, Path(mask[0]["output"]).name], "pixels": n,
+                    "detail": f"{n} pixel(s) this file cannot serve (NaN, zero or not "
+                              "positive) flagged neither in it nor DO_NOT_USE in the mask"})
         if f["reftype"] == "linearity" and "COEFFS" in arrays and "DQ" in arrays:
             n = zero_linearity(arrays["COEFFS"], arrays["DQ"])
             if n:
@@ -172,19 +183,6 @@ def check_consistency(finals: list[dict]) -> dict:
                                    "pixels": n, "detail": f"{n} pixel(s) with all coefficients "
                                                           "0 and neither DO_NOT_USE nor "
                                                           "NO_LIN_CORR"})
-    for path, (f, hdr, arrays) in read.items():
-        mask = masks.get(str(hdr.get("DETECTOR")))
-        values = arrays.get("SCI", arrays.get("COEFFS"))
-        if (mask is None or is_mask(f["reftype"]) or values is None
-                or values.dtype.kind != "f"
-                or values.shape[-2:] != mask[2]["DQ"].shape[-2:]):   # geometry reports it
-            continue
-        n = unhandled_by_mask(values, f["reftype"], arrays.get("DQ"), mask[2]["DQ"])
-        if n:
-            violations.append({"rule": "mask_do_not_use", "files": [
-                Path(path).name, Path(mask[0]["output"]).name], "pixels": n,
-                "detail": f"{n} pixel(s) this file cannot serve (NaN, zero or not positive) "
-                          "flagged neither in it nor DO_NOT_USE in the mask"})
     lins = [v for v in read.values() if v[0]["reftype"] == "linearity" and "COEFFS" in v[2]]
     sats = [v for v in read.values() if v[0]["reftype"] == "saturation" and "SCI" in v[2]]
     checked = {"files": len(read), "detectors": len(by_detector),

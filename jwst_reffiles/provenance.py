@@ -115,11 +115,16 @@ def collect(cfg, job, argv, checksum) -> dict:
         "reference_files": reference_files,
         "inputs": [{"file": f, "sha256": checksum(f)} for f in inputs],
     }
-    by_dest = {str(s.dest): r for r in job.plan.runs for s in r.saves}
+    by_dest = _runs_by_product(job)
     for task in job.graph:
         if task.stage == "final":
             task.payload["provenance"] = final_records(run, job, task, checksum, by_dest)
     return run
+
+
+def _runs_by_product(job) -> dict:
+    """Product path -> the pipeline run that makes it."""
+    return {str(s.dest): r for r in job.plan.runs for s in r.saves}
 
 
 def _uses(job, task, by_dest) -> tuple[list[str], dict[str, str]]:
@@ -141,9 +146,7 @@ def _uses(job, task, by_dest) -> tuple[list[str], dict[str, str]]:
 def final_records(run: dict, job, task, checksum, by_dest=None) -> dict:
     """One final file's provenance (its JSON entry; :func:`stamp` makes its keywords).
     ``by_dest``: product path -> pipeline run (built from the plan if not given)."""
-    if by_dest is None:
-        by_dest = {str(s.dest): r for r in job.plan.runs for s in r.saves}
-    raw, refs = _uses(job, task, by_dest)
+    raw, refs = _uses(job, task, _runs_by_product(job) if by_dest is None else by_dest)
     sw = run["software"]
     entry = {"reflabel": task.payload["reflabel"], "reftype": task.payload["reftype"],
              "file": task.payload["output"],

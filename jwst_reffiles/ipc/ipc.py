@@ -198,8 +198,7 @@ def hot_pixel_stamps(ramp: np.ndarray, min_signal: float = 500.0, max_signal: fl
     if r.shape[0] < 2:
         return np.zeros((0, 4))
     sig = r[1:] - r[0]                                      # (G-1, ny, nx)
-    with np.errstate(invalid="ignore"):
-        top = np.nanmax(np.where(np.isfinite(sig), sig, -np.inf), axis=0)
+    top = np.max(np.where(np.isfinite(sig), sig, -np.inf), axis=0)    # best usable group
     ny, nx = top.shape
     y0, y1 = (2, ny - 2) if rows is None else (max(2, rows[0]), min(ny - 2, rows[1]))
     peak = (top == maximum_filter(top, size=5, mode="nearest")) & (top >= min_signal)

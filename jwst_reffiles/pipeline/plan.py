@@ -84,7 +84,6 @@ REF_KEYWORDS = {"mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPE
                 "pastasoss": "R_PSTSOS"}
 
 
-
 class PlanError(ValueError):
     """A pipeline run cannot be planned; ``problems`` lists why."""
 

@@ -1,8 +1,9 @@
 """Execute planned pipeline runs: each in a process of its own.
 
 A run is a separate Python process (:func:`jwst_reffiles.pipeline.worker.main`,
-forked warm by :mod:`jwst_reffiles.pipeline.launch`), so a crash, a memory blow-up or a kill takes down that file only.  Up to
-``jobs`` processes run at once.  With ``ssblogFlag`` / ``ssberrorlogFlag`` the
+forked warm by :mod:`jwst_reffiles.pipeline.launch`), so a crash, a memory
+blow-up or a kill takes down that file only.  Up to ``jobs`` processes run at
+once.  With ``ssblogFlag`` / ``ssberrorlogFlag`` the
 process's stdout / stderr are kept as ``<product>.log.txt`` / ``<product>.err.txt``
 next to the deepest product; otherwise the tail of stderr is kept in the
 outcome of a failed run.  Runs whose reference files all come from files (no

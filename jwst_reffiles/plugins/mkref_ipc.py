@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Plug-in: the IPC deconvolution kernel from the autocorrelation of flat-pair
-differences less dark-pair differences (DDFF; jwst_reffiles.ipc.ipc.make_ipc); the darks' hot pixels' neighbour
-ratios are recorded beside it.
+differences less dark-pair differences (DDFF; jwst_reffiles.ipc.ipc.make_ipc); the
+darks' hot pixels' neighbour ratios are recorded beside it.
 Saturated groups must be flagged (the saturation step)."""
 
 import sys
