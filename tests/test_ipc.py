@@ -13,6 +13,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from jwst_reffiles import cli
 from jwst_reffiles.consistency import ipc_convention
+from jwst_reffiles.gain.photon_transfer import box_noise
 from jwst_reffiles.ipc import (coupling_kernel, deconvolution_kernel, fit_kernel, header_cards,
                                hot_pixel_couplings, hot_pixel_stamps, kernel_ratios, lag_ratios,
                                variance_factor)
@@ -60,6 +61,37 @@ def test_lag_ratios_of_coupled_noise_less_read_noise():
     assert abs(fit["alpha_d"]) < 0.001
     # without the dark pairs the read noise dilutes the correlation
     assert fit_kernel(lag_ratios(flats, None, box=32)[0])["alpha_x"] < ALPHA - 0.0005
+
+
+def test_box_noise_covariances_match_a_pair_by_pair_count():
+    """The compiled lag sums against the definition: per box, the mean over the
+    kept pairs (y, x)-(y+dy, x+dx) with (y, x) in the box of the product of
+    their deviations (each from its own box's mean), plus var/n."""
+    rng = np.random.default_rng(7)
+    diff = rng.normal(0.0, 5.0, (45, 38))
+    diff[rng.random(diff.shape) < 0.05] = np.nan
+    diff[10, 10] = 500.0                                  # clipped
+    box = 16
+    var, n, kept, cov = box_noise(diff, box, 5.0, 5, covariances=True, per_lag=True)
+    ny, nx = diff.shape
+
+    def dev(y, x):
+        ys, xs = slice(y // box * box, y // box * box + box), slice(x // box * box,
+                                                                    x // box * box + box)
+        return diff[y, x] - diff[ys, xs][kept[ys, xs]].mean()
+    for (dy, dx), got in cov.items():
+        want = np.full(got.shape, np.nan)
+        for by, bx in np.ndindex(got.shape):
+            prods = [dev(y, x) * dev(y + dy, x + dx)
+                     for y in range(by * box, min((by + 1) * box, ny))
+                     for x in range(bx * box, min((bx + 1) * box, nx))
+                     if 0 <= y + dy < ny and 0 <= x + dx < nx and kept[y, x]
+                     and kept[y + dy, x + dx]]
+            if prods:
+                want[by, bx] = np.mean(prods) + var[by, bx] / n[by, bx]
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, equal_nan=True)
+    total = box_noise(diff, box, 5.0, 5, covariances=True)[3]
+    np.testing.assert_allclose(total, 2.0 * sum(cov.values()), rtol=1e-12)
 
 
 def test_simulator_couples_the_signal_only():

@@ -59,6 +59,7 @@ import numpy as np
 
 from ..linalg import solve_batched
 from ..stats import nanmedian, stack_stats
+from ._lagkernel import box_lag_sums
 
 __all__ = ["to_boxes", "from_boxes", "box_noise", "ptc_levels", "fit_ptc", "PTCFit",
            "pixel_ptc", "ipc_factor", "IPC_LAGS"]
@@ -134,24 +135,15 @@ def box_noise(diff: np.ndarray, box: int, sigma: float = 5.0, maxiters: int | No
     if covariances:
         covsum = {} if per_lag else np.zeros_like(var)
         dev_img = from_boxes(dev, box, shape)
-        ny, nx = shape
-        for dy, dx in IPC_LAGS:
-            # pairs (y, x) - (y + dy, x + dx), both kept; counted in the box of (y, x)
-            prod = np.zeros(shape)
-            both = np.zeros(shape)
-            ys, yd = slice(0, ny - dy), slice(dy, ny)
-            xs = slice(max(0, -dx), nx - max(0, dx))
-            xd = slice(max(0, dx), nx - max(0, -dx))
-            b = kept[ys, xs] & kept[yd, xd]
-            both[ys, xs] = b
-            prod[ys, xs] = np.where(b, dev_img[ys, xs] * dev_img[yd, xd], 0.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                # + var/n: deviations from the box's own mean covary by -var/n
-                cov = _box_sum(prod, box) / _box_sum(both, box) + var / n
+        sums, counts = box_lag_sums(dev_img, kept, box, IPC_LAGS)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # + var/n: deviations from the box's own mean covary by -var/n
+            cov = sums / counts + var / n
+        for k, lag in enumerate(IPC_LAGS):
             if per_lag:
-                covsum[(dy, dx)] = cov
+                covsum[lag] = cov[k]
             else:
-                covsum += 2.0 * cov
+                covsum += 2.0 * cov[k]
     return var, n, kept, covsum
 
 
